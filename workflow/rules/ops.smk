@@ -1,0 +1,46 @@
+# Stage "ops": compile the C++ ops (apro._C) and benchmark them.
+import glob
+
+OPS_SOURCES = sorted(
+    f
+    for pattern in ("csrc/**/*.cpp", "csrc/**/*.h", "csrc/**/*.cu", "csrc/**/*.cuh")
+    for f in glob.glob(pattern, recursive=True)
+)
+
+
+rule build_ops:
+    """Compile apro._C from csrc/ and check it imports; the marker holds the .so path and torch version."""
+    input:
+        "setup.py",
+        OPS_SOURCES,
+    output:
+        "results/ops/build.done",
+    log:
+        "results/logs/ops/build_ops.log",
+    benchmark:
+        "results/benchmarks/ops/build_ops.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "MAX_JOBS={threads} {APRO} build-ops --quiet --marker {output} 2>&1 | tee {log}"
+
+
+rule benchmark_ops:
+    """Time the GP/LP/MST ops (benchmarks/ops.py) and write the table for people."""
+    input:
+        ops="results/ops/build.done",
+        script="benchmarks/ops.py",
+    output:
+        "reports/benchmarks/ops.csv",
+    log:
+        "results/logs/ops/benchmark_ops.log",
+    benchmark:
+        "results/benchmarks/ops/benchmark_ops.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "{APRO} bench-ops --out {output} 2>&1 | tee {log}"
