@@ -17,7 +17,8 @@ def ops_extension():
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     # -O3 and OpenMP: at::parallel_for is inlined here, so it only runs in
     # parallel when this unit is compiled with -fopenmp (torch ships libgomp).
-    cxx = ["-O3", "-fopenmp", "-DNDEBUG", "-g0", "-std=c++20"]
+    # -fno-trapping-math (as torch itself): lets float selects vectorise.
+    cxx = ["-O3", "-fopenmp", "-DNDEBUG", "-g0", "-std=c++20", "-fno-trapping-math", "-fno-math-errno"]
     return CppExtension(
         "apro._C",
         sources,

@@ -91,12 +91,18 @@ struct SetRecord {
 
 // Per-thread working memory, reused across value maps.
 struct Scratch {
-  std::vector<float> weights;
+  std::vector<float> weights, affinity;
   std::vector<int32_t> order, next, position;
   std::vector<uint64_t> sort_a, sort_b;
   std::vector<double> prefix, diff;
   std::vector<SetRecord> sets;
 };
+
+// affinity[e] = exp(-w[e] / zeta^2) for all edges, vectorised.
+__attribute__((target_clones("avx2", "default")))
+void edge_affinities(const float* w, int32_t num_edges, float inv_zeta2, float* affinity) {
+  for (int32_t e = 0; e < num_edges; ++e) affinity[e] = exp_nonpositive(-w[e] * inv_zeta2);
+}
 
 // Builds the layout for one weight set (`s.weights`, aligned with the rows of
 // the tree). Edges are joined in Kruskal order; joining edge e attaches the
@@ -126,10 +132,11 @@ void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch
   out.mid.clear();
   out.end.clear();
   out.affinity.clear();
-  const float inv_zeta2_f = float(inv_zeta2);
+  s.affinity.resize(num_edges);
+  edge_affinities(w, num_edges, float(inv_zeta2), s.affinity.data());
   for (int32_t k = 0; k < num_edges; ++k) {
     const int32_t e = s.order[k];
-    const float affinity = std::exp(-w[e] * inv_zeta2_f);
+    const float affinity = s.affinity[e];
     if (affinity == 0.f) break;  // this and every later edge adds nothing
     int32_t r = rooted.parent[e];
     while (sets[r].parent >= 0) {  // find with path halving

@@ -25,6 +25,29 @@ inline float squared_distance(const float* data, int64_t channels, int64_t n, in
   return d;
 }
 
+// exp(x) for x <= 0 in a branch-free form the compiler vectorises:
+// x = n*ln2 + r with |r| <= ln2/2, a degree-6 Taylor polynomial for e^r
+// (relative error < 3e-7) and 2^n from the exponent bits; 0 once 2^n drops
+// below the smallest normal float.
+inline float exp_nonpositive(float x) {
+  x = x < -100.f ? -100.f : x;                                 // keeps n in int range
+  const int32_t n = int32_t(x * 1.44269504088896341f - 0.5f);  // round(x / ln2), x <= 0
+  const float nf = float(n);
+  const float r = (x - nf * 0.693145751953125f) - nf * 1.428606765330187045e-06f;
+  float p = 1.f / 720;
+  p = p * r + 1.f / 120;
+  p = p * r + 1.f / 24;
+  p = p * r + 1.f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const int32_t biased = n + 127;
+  const int32_t bits = (biased > 0 ? biased : 0) << 23;  // 2^n, or 0.0 below the normal range
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
 // Edges of the 4-connected H x W grid: horizontal edges (y,x)-(y,x+1) first,
 // numbered y*(W-1)+x, then vertical edges (y,x)-(y+1,x), numbered
 // H*(W-1)+y*W+x. This numbering is the tie-break of the spanning tree.
