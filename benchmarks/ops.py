@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     rows = run(args.height, args.width, args.instances, args.repeats, args.reference_repeats)
     for row in rows:
         status = "ok" if row["met"] else "MISSED"
-        print(f"{row['measure']:<52} ours {row['ours']:9.4f} {row['unit']:<4} baseline {row['baseline']:9.4f} "
+        print(f"{row['measure']:<52} ours {row['ours']:9.4g} {row['unit']:<4} baseline {row['baseline']:9.4g} "
               f"ratio {row['ratio']:7.2f} (target {row['target']}) {status}")
     write_csv(rows, args.out)
     print(f"wrote {args.out}")
