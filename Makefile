@@ -1,6 +1,6 @@
 # APro reproducibility suite: environment, tests and demo.
 #
-#   make demo    set up (if needed), then run the ops benchmark
+#   make demo    set up (if needed), then run the demo suite (Snakemake -> reports/demo/)
 #   make test    set up (if needed), then run the test suite
 #   make setup   only build the environment in $(VENV)
 #   make clean   remove build outputs (compiled ops, build/, caches); keeps $(VENV)
@@ -19,7 +19,8 @@
 # Overridable: PYTHON, VENV, MAX_JOBS, PIP_ARGS (extra pip options for every
 # install), TORCH_PIP_ARGS (extra options for the torch step, e.g.
 # `--index-url https://download.pytorch.org/whl/cpu` where no local CPU wheel
-# exists), PYTEST_ARGS.
+# exists), PYTEST_ARGS, SNAKEMAKE_ARGS (extra options for `make demo`, e.g.
+# `--config suite=smoke` or `-n`).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,6 +28,7 @@ MAX_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PIP_ARGS ?=
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
+SNAKEMAKE_ARGS ?=
 MMCV_CFLAGS ?= -g0 -O3 -DNDEBUG -fwrapv
 
 SHELL := /bin/bash
@@ -93,9 +95,14 @@ test: setup
 	@echo "==> pytest"
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
+# The demo suite of experiments/registry.yaml: synthetic data, the five SOLOv2
+# variants (box, box+lp, box+gp, box+gp+lp, mask; two trainings at a time, one
+# thread each), their evaluation, reports/demo/{results.csv,summary.md,summary.html},
+# and the ops benchmark (reports/benchmarks/ops.csv). A second run only redoes
+# what changed; a killed run resumes its trainings from their last checkpoints.
 demo: setup
-	@echo "==> ops benchmark (benchmarks/ops.py)"
-	$(VPY) benchmarks/ops.py
+	@echo "==> demo suite: snakemake --cores 2 (experiments/registry.yaml -> reports/demo/)"
+	$(VPY) -m snakemake --cores 2 --workflow-profile workflow/profiles/default $(SNAKEMAKE_ARGS)
 
 $(VPY):
 	@echo "==> [1/6] creating virtual environment $(VENV) with $(PYTHON)"

@@ -1,17 +1,45 @@
 # APro reproducibility suite: the workflow's entry point.
 #
-#   P="--workflow-profile workflow/profiles/default"
-#   .venv/bin/python -m snakemake $P         # default target: the ops benchmark table
-#   .venv/bin/python -m snakemake $P -n      # dry run: what would run, and why
+#   .venv/bin/python -m snakemake --cores 2                        # the demo suite -> reports/demo/
+#   .venv/bin/python -m snakemake --cores 2 --config suite=smoke   # tiny data, 5 iterations, every stage
+#   .venv/bin/python -m snakemake --cores 2 -n                     # dry run: what would run, and why
+#   .venv/bin/python -m snakemake --cores 2 --config experiments=box,box_gp_lp   # part of a suite
 #
-# The rules live in workflow/rules/*.smk, grouped by stage; each calls an
-# `apro` entry point that also works by hand. The settings (cores, printed
-# shell commands, resources) come from the workflow profile, which has to be
-# named: Snakemake looks for profiles/default only next to this file.
+# What to run comes from the experiment registry (experiments/registry.yaml,
+# read by apro.registry, like the `apro` CLI); the settings from
+# experiments/config.yaml (validated against workflow/schemas/config.schema.yaml),
+# overridable with --config. The rules live in workflow/rules/*.smk, grouped by
+# stage (ops, data, train, evaluate, report); each calls an `apro` entry point
+# that also works by hand. Extra settings (printed commands, resource caps,
+# rerun-incomplete) are in the workflow profile, which has to be named:
+#   --workflow-profile workflow/profiles/default
+# (Snakemake looks for profiles/default only next to this file.)
+#
+# Outputs, relative to the working directory (--directory DIR moves them all):
+#   data/<dataset>/                            dataset (apro make-data)
+#   results/<suite>/<experiment>/train/        training work dir: checkpoints, done.json
+#   results/<suite>/<experiment>/metrics.json  mask AP, AP50, AP75
+#   results/logs/..., results/benchmarks/...   log and benchmark (time, memory) of every job
+#   reports/<suite>/results.csv, summary.md, summary.html
+import os
 import sys
 from pathlib import Path
 
-# No config file yet; later stages add `configfile:` with a schema in workflow/schemas/.
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+ROOT = Path(workflow.basedir).resolve()
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from apro import registry as apro_registry  # noqa: E402  (no torch, no compiled ops)
+
+
+configfile: str(ROOT / "experiments" / "config.yaml")
+
+
+validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
 
 # The interpreter running Snakemake (the project's venv when started as
 # `.venv/bin/python -m snakemake`) and its `apro` script, so the rules work
@@ -21,13 +49,52 @@ PYTHON = sys.executable
 _apro_script = Path(sys.executable).parent / "apro"
 APRO = str(_apro_script) if _apro_script.exists() else f"{sys.executable} -m apro.cli"
 
+_registry_path = Path(config["registry"])
+if not _registry_path.is_absolute():
+    _registry_path = ROOT / _registry_path
+try:
+    REGISTRY = apro_registry.load_registry(_registry_path)
+    SUITE = REGISTRY.suite(config["suite"]).name
+    JOBS = REGISTRY.jobs(SUITE, config.get("experiments"))
+except apro_registry.RegistryError as exc:
+    raise WorkflowError(f"config suite={config['suite']!r}: {exc}") from None
+
+
+def shown_path(path):
+    """A path as the rules print it: relative to the working directory when under it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def registry_job(wildcards):
+    """The (suite, experiment) job of a rule's wildcards; an unknown one names the known ones."""
+    try:
+        return REGISTRY.job(wildcards.suite, wildcards.experiment)
+    except apro_registry.RegistryError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def resources_of(stage):
+    return config["resources"][stage]
+
+
+wildcard_constraints:
+    suite="[a-z0-9][a-z0-9_]*",
+    experiment="[a-z0-9][a-z0-9_]*",
+    dataset="[a-z0-9][a-z0-9_]*",
+
 
 rule all:
+    """The report of the configured suite (and, for the demo suite, the ops benchmark table)."""
     default_target: True
     input:
-        "reports/benchmarks/ops.csv",
+        list(apro_registry.report_files(SUITE).values()),
+        ["reports/benchmarks/ops.csv"] if SUITE in config["ops_benchmark_suites"] else [],
 
 
-for _rules_file in sorted((Path(workflow.basedir) / "workflow" / "rules").glob("*.smk")):
+for _stage in ("ops", "data", "train", "evaluate", "report"):
 
-    include: str(_rules_file)
+    include: str(ROOT / "workflow" / "rules" / f"{_stage}.smk")

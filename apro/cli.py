@@ -5,6 +5,20 @@ hand from a shell:
 
     apro build-ops [--inplace] [--marker results/ops/build.done]
     apro bench-ops [args for benchmarks/ops.py ...]
+    apro list [--suite SUITE]                        the experiment registry
+    apro make-data OUT [--num-train N ...]           apro.data.synthetic
+    apro validate-data DATA_ROOT [--out FILE]        check annotations and images
+    apro train CONFIG --work-dir DIR --data-root DATA [...]      apro.train
+    apro evaluate CONFIG CHECKPOINT --data-root DATA --out FILE  apro.evaluate
+    apro report --suite SUITE [--results-root DIR]   apro.report
+
+``make-data``, ``train``, ``evaluate`` and ``report`` pass their arguments on
+to the module's own ``main`` (``apro train --help`` shows them); ``train`` and
+``evaluate`` first check the dataset's annotation files, so a missing or
+corrupt one fails at once with its path in the message. ``train`` also records
+what decides the run (config files, training annotations, seed, iterations) in
+``<work-dir>/apro_run.json``: a work dir left by a run with other settings is
+moved aside (``<work-dir>.stale-<time>``) instead of being resumed.
 
 This module must stay importable before the compiled ops exist: it never
 imports ``apro._C`` (or anything that does) at module level.
@@ -18,9 +32,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
+
+from apro.io import write_json_atomic, write_text_atomic
 
 #: The repository root: the folder holding setup.py next to the apro package.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,20 +63,6 @@ def _env_with_venv_on_path() -> dict[str, str]:
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     return env
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write text to path so that an interrupted run never leaves a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _probe_ops(root: Path) -> dict:
@@ -107,7 +108,7 @@ def build_ops(root: Path, inplace: bool = False, marker: Path | None = None, qui
     info["command"] = " ".join(cmd)
     print(f"apro build-ops: built {info['so']} (torch {info['torch']})", file=sys.stderr)
     if marker is not None:
-        _write_atomic(Path(marker), json.dumps(info, indent=2) + "\n")
+        write_text_atomic(Path(marker), json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -154,6 +155,175 @@ def _cmd_bench_ops(args: argparse.Namespace) -> int:
     return _call_main(main, list(args.bench_args), str(root / "benchmarks" / "ops.py"))
 
 
+# ---------------------------------------------------------------- experiments
+
+#: subcommands that hand their arguments to a module's main(argv)
+_PASSTHROUGH = {
+    "make-data": "write the synthetic COCO dataset (apro.data.synthetic; --help for its options)",
+    "train": "train (or resume) an mmdet config (apro.train; --help for its options)",
+    "evaluate": "mask AP of a trained model on the val split (apro.evaluate; --help for its options)",
+    "report": "results.csv and summary pages of a suite (apro.report; --help for its options)",
+}
+
+
+def validate_data_root(data_root: str | os.PathLike, splits: Sequence[str] = ("train", "val")) -> dict:
+    """Checks ``<data_root>/annotations/instances_<split>.json`` (apro.data.coco_io) and that every
+    image it lists exists under ``<data_root>/<split>/``; returns counts per split.
+
+    Raises CLIError naming the first bad file.
+    """
+    from apro.data.coco_io import load_coco_annotations
+
+    root = Path(data_root)
+    if not root.is_dir():
+        raise CLIError(f"data root {root}: no such folder (expected train/, val/ and annotations/ in COCO format; "
+                       "`apro make-data` writes the synthetic one)")
+    summary = {"data_root": str(root), "splits": {}}
+    for split in splits:
+        ann_file = root / "annotations" / f"instances_{split}.json"
+        try:
+            data = load_coco_annotations(ann_file)
+        except ValueError as exc:
+            raise CLIError(f"bad annotation file: {exc}") from None
+        image_dir = root / split
+        missing = [im["file_name"] for im in data["images"] if not (image_dir / im["file_name"]).is_file()]
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise CLIError(f"{ann_file}: {len(missing)} image(s) it lists are missing from {image_dir}/: "
+                           f"{', '.join(missing[:3])}{more}")
+        summary["splits"][split] = {"annotation_file": str(ann_file), "images": len(data["images"]),
+                                    "annotations": len(data["annotations"]),
+                                    "categories": len(data["categories"])}
+    return summary
+
+
+def _cmd_validate_data(args: argparse.Namespace) -> int:
+    summary = validate_data_root(args.data_root, args.splits)
+    for split, info in summary["splits"].items():
+        print(f"apro validate-data: {info['annotation_file']}: {info['images']} images, "
+              f"{info['annotations']} annotations, {info['categories']} categories: OK")
+    if args.out is not None:
+        write_json_atomic(args.out, summary)
+    return 0
+
+
+def _load_registry(path):
+    from apro import registry
+
+    try:
+        return registry.load_registry(path)
+    except registry.RegistryError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from apro import registry
+
+    reg = _load_registry(args.registry)
+    try:
+        suites = [reg.suite(args.suite).name] if args.suite else list(reg.suites)
+    except registry.RegistryError as exc:
+        raise CLIError(str(exc)) from None
+    runnable = set(reg.runnable_suites())
+    for suite in suites:
+        exps = reg.experiments_in(suite)
+        if args.names:
+            print("\n".join(e.name for e in exps))
+            continue
+        state = "runnable" if suite in runnable else "not runnable yet"
+        print(f"{suite} ({len(exps)} experiments, {state}): {reg.suites[suite].description}")
+        for e in exps:
+            ds = reg.effective_dataset(suite, e)
+            iters = reg.effective_max_iters(suite, e)
+            paper = "" if not e.paper else "  paper AP {AP}/{AP50}/{AP75}".format(**e.paper)
+            print(f"  {e.name:<24} {e.framework:<11} {e.backbone:<10} {ds.name:<15} {e.variant:<10} "
+                  f"{(f'{iters} iters' if iters else e.schedule):<10} {e.config or '(no config yet)'}{paper}")
+    return 0
+
+
+RUN_FILE = "apro_run.json"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_fingerprint(config: str, data_root: str, seed: int, max_iters: int | None) -> dict:
+    """What decides a training's result: the config and the local files it inherits, the
+    training annotations, the seed and the number of iterations (None: the config's)."""
+    from apro.registry import config_files
+
+    files = config_files(config)  # the config first, then its bases; by content, so a moved checkout still resumes
+    return {
+        "config_files": [f.name for f in files],
+        "config_sha256": [_sha256(f) for f in files],
+        "train_annotations_sha256": _sha256(Path(data_root) / "annotations" / "instances_train.json"),
+        "seed": int(seed),
+        "max_iters": max_iters,
+    }
+
+
+def prepare_work_dir(work_dir: str | os.PathLike, fingerprint: dict) -> Path | None:
+    """Keeps ``work_dir`` for a resume only if its checkpoints come from the same run.
+
+    A work dir that ``apro train`` started with another config, data, seed or
+    number of iterations (its ``apro_run.json`` differs) is renamed to
+    ``<work_dir>.stale-<time>`` (kept, not deleted), so training starts afresh
+    instead of "resuming" a finished run of other settings. Returns the new
+    name of a moved work dir, else None. Writes ``apro_run.json`` atomically.
+    """
+    import time
+
+    work = Path(work_dir)
+    run_file = work / RUN_FILE
+    moved = None
+    if run_file.is_file():
+        try:
+            previous = json.loads(run_file.read_text())
+        except ValueError:
+            previous = None
+        if previous != fingerprint:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            moved = work.with_name(f"{work.name}.stale-{stamp}")
+            n = 1
+            while moved.exists():
+                n += 1
+                moved = work.with_name(f"{work.name}.stale-{stamp}-{n}")
+            os.replace(work, moved)
+            changed = sorted(k for k in fingerprint if not previous or previous.get(k) != fingerprint[k])
+            print(f"apro train: {work} holds a run with other settings ({', '.join(changed)} changed); "
+                  f"moved it to {moved} and starting afresh", file=sys.stderr, flush=True)
+    write_json_atomic(run_file, fingerprint)
+    return moved
+
+
+def _cmd_passthrough(args: argparse.Namespace) -> int:
+    argv = list(args.args)
+    if args.command == "make-data":
+        from apro.data import synthetic
+
+        return int(synthetic.main(argv) or 0)
+    if args.command == "report":
+        from apro import report
+
+        return int(report.main(argv) or 0)
+    if args.command == "train":
+        from apro import train as module
+    else:
+        from apro import evaluate as module
+    parsed = module.build_parser().parse_args(argv)  # --help and usage errors exit here, as the module would
+    validate_data_root(parsed.data_root, ("train", "val") if args.command == "train" else ("val",))
+    if args.command == "train":
+        if not Path(parsed.config).is_file():
+            raise CLIError(f"config {parsed.config}: no such file (expected an mmdet config, e.g. "
+                           "experiments/demo/box.py)")
+        prepare_work_dir(parsed.work_dir, train_fingerprint(parsed.config, parsed.data_root, parsed.seed,
+                                                            parsed.max_iters))
+    return int(module.main(argv) or 0)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="apro", description="APro reproducibility suite")
     parser.add_argument("--repo", default=None, help="repository root (default: the one holding this package)")
@@ -169,11 +339,48 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench-ops", help="run benchmarks/ops.py; other arguments are passed on to it (e.g. --out FILE)")
     p.set_defaults(func=_cmd_bench_ops, passes_unknown_args=True)
+
+    p = sub.add_parser("list", help="list the suites and experiments of the registry")
+    p.add_argument("--suite", default=None, help="only this suite's experiments")
+    p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
+    p.add_argument("--names", action="store_true", help="print only the experiment names, one a line")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("validate-data", help="check a COCO-format dataset folder (annotation files and images)")
+    p.add_argument("data_root", help="dataset folder with annotations/instances_<split>.json and <split>/")
+    p.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check (default: train val)")
+    p.add_argument("--out", type=Path, default=None, help="write a JSON summary here (atomically) when valid")
+    p.set_defaults(func=_cmd_validate_data)
+
+    for name, helptext in _PASSTHROUGH.items():
+        p = sub.add_parser(name, help=helptext, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_cmd_passthrough)
     return parser
 
 
+def _split_passthrough(argv: list[str]) -> tuple[str, list[str]] | None:
+    """(command, its arguments) when argv names a pass-through subcommand (after optional --repo)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("--repo"):
+        i += 1 if "=" in argv[i] else 2
+    if i < len(argv) and argv[i] in _PASSTHROUGH:
+        return argv[i], argv[i + 1:]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser()
+    passthrough = _split_passthrough(argv)
+    if passthrough is not None:
+        # argparse's REMAINDER cannot take options first (`apro train --help`): hand them on as they are
+        args = argparse.Namespace(command=passthrough[0], args=passthrough[1], func=_cmd_passthrough)
+        try:
+            return args.func(args)
+        except CLIError as exc:
+            print(f"apro {args.command}: error: {exc}", file=sys.stderr)
+            return 2
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "passes_unknown_args", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -181,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except CLIError as exc:
-        print(f"apro: error: {exc}", file=sys.stderr)
+        print(f"apro {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
 

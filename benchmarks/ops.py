@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import multiprocessing
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
+from apro.io import write_text_atomic
 from apro.ops import global_propagate, local_propagate, minimum_spanning_tree
 from apro.reference import local_propagate_unfold
 
@@ -137,19 +137,12 @@ def run(height: int, width: int, instances: int, repeats: int, reference_repeats
 
 def write_csv(rows: list[dict], path: str) -> None:
     """Writes atomically: a finished-looking file is always a complete one."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) + ["machine", "torch"])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({**row, "machine": platform.processor() or platform.machine(),
-                                 "torch": torch.__version__})
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]) + ["machine", "torch"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "machine": platform.processor() or platform.machine(), "torch": torch.__version__})
+    write_text_atomic(path, table.getvalue())
 
 
 def main(argv=None) -> int:

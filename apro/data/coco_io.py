@@ -13,6 +13,8 @@ import numbers
 import os
 from typing import Any, Dict
 
+from apro.io import write_text_atomic
+
 __all__ = ["load_coco_annotations", "dump_coco_json", "REQUIRED_TOP_LEVEL_KEYS",
            "REQUIRED_IMAGE_KEYS", "REQUIRED_ANNOTATION_KEYS", "REQUIRED_CATEGORY_KEYS"]
 
@@ -117,16 +119,5 @@ def load_coco_annotations(path: str | os.PathLike) -> Dict[str, Any]:
 def dump_coco_json(data: Dict[str, Any], path: str | os.PathLike) -> None:
     """Writes ``data`` as JSON with sorted keys and fixed separators (same
     data -> same bytes), through a temporary file renamed into place."""
-    path = os.fspath(path)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.{os.getpid()}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text + "\n")

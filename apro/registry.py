@@ -1,0 +1,401 @@
+"""The experiment registry (``experiments/registry.yaml``): what to run.
+
+One YAML file lists the datasets, the suites and every experiment (the
+paper's model zoo with its reported numbers, the demo variants, ...) under one
+schema, ``workflow/schemas/registry.schema.yaml``. This module reads it,
+validates it (the schema, then what a schema cannot say: unique names, suites
+and datasets that exist, config files on disk) and answers the questions of
+the workflow and the CLI:
+
+    >>> reg = load_registry()
+    >>> [e.name for e in reg.experiments_in("demo")]
+    ['box', 'box_lp', 'box_gp', 'box_gp_lp', 'mask']
+    >>> job = reg.job("smoke", "box")           # a runnable (suite, experiment) pair
+    >>> job.metrics, job.max_iters
+    ('results/smoke/box/metrics.json', 5)
+
+Unknown suites and experiments raise :class:`RegistryError` naming the known
+ones; asking to run a suite that cannot run yet (no config, no data) raises a
+:class:`RegistryError` listing what is missing.
+
+Output layout (paths relative to the workflow's working directory):
+
+    data/<dataset>/                             the dataset (train/, val/, annotations/)
+    results/data/<dataset>/validated.json       the annotation check of the dataset
+    results/<suite>/<experiment>/train/         the training work dir (checkpoints, done.json)
+    results/<suite>/<experiment>/metrics.json   mask AP, AP50, AP75 (apro evaluate)
+    results/logs/..., results/benchmarks/...    one log and one Snakemake benchmark per job
+    reports/<suite>/results.csv, summary.md, summary.html
+
+Nothing here imports torch, mmdet or Snakemake.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REGISTRY = REPO_ROOT / "experiments" / "registry.yaml"
+SCHEMA = REPO_ROOT / "workflow" / "schemas" / "registry.schema.yaml"
+
+#: the variant whose gain over ``BASELINE_VARIANT`` is "the APro gain"
+APRO_VARIANT = "box+gp+lp"
+BASELINE_VARIANT = "box"
+
+__all__ = ["RegistryError", "Dataset", "Suite", "Experiment", "Job", "Registry", "load_registry",
+           "parse_names", "REPO_ROOT", "DEFAULT_REGISTRY", "SCHEMA", "APRO_VARIANT", "BASELINE_VARIANT",
+           "data_dir", "validated_marker", "experiment_dir", "work_dir", "done_file", "metrics_file",
+           "log_file", "benchmark_file", "report_dir", "report_files", "config_files"]
+
+
+class RegistryError(ValueError):
+    """A bad registry, or a request for an unknown / not runnable suite or experiment."""
+
+
+# ---------------------------------------------------------------- output layout
+# The one place that names the files of the workflow; the Snakefile uses these.
+
+def data_dir(dataset: str) -> str:
+    return f"data/{dataset}"
+
+
+def validated_marker(dataset: str) -> str:
+    return f"results/data/{dataset}/validated.json"
+
+
+def experiment_dir(suite: str, experiment: str) -> str:
+    return f"results/{suite}/{experiment}"
+
+
+def work_dir(suite: str, experiment: str) -> str:
+    return f"{experiment_dir(suite, experiment)}/train"
+
+
+def done_file(suite: str, experiment: str) -> str:
+    return f"{work_dir(suite, experiment)}/done.json"
+
+
+def metrics_file(suite: str, experiment: str) -> str:
+    return f"{experiment_dir(suite, experiment)}/metrics.json"
+
+
+def log_file(stage: str, group: str, name: str) -> str:
+    """``results/logs/<group>/<name>.<stage>.log``; group is a suite or ``data``."""
+    return f"results/logs/{group}/{name}.{stage}.log"
+
+
+def benchmark_file(stage: str, group: str, name: str) -> str:
+    """``results/benchmarks/<group>/<name>.<stage>.tsv`` (Snakemake's ``benchmark:`` file)."""
+    return f"results/benchmarks/{group}/{name}.{stage}.tsv"
+
+
+def report_dir(suite: str) -> str:
+    return f"reports/{suite}"
+
+
+def report_files(suite: str) -> Dict[str, str]:
+    d = report_dir(suite)
+    return {"csv": f"{d}/results.csv", "md": f"{d}/summary.md", "html": f"{d}/summary.html"}
+
+
+# ---------------------------------------------------------------- entries
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    kind: str  # "synthetic" (apro make-data writes it) or "external" (prepared by hand)
+    description: str
+    num_train: Optional[int] = None
+    num_val: Optional[int] = None
+    image_size: Optional[int] = None
+    seed: Optional[int] = None
+
+    @property
+    def path(self) -> str:
+        return data_dir(self.name)
+
+    def missing_files(self, base: Union[str, os.PathLike] = ".") -> List[str]:
+        """For an external dataset, the files under ``base`` it still lacks (synthetic ones are generated)."""
+        if self.kind == "synthetic":
+            return []
+        want = [f"{self.path}/annotations/instances_{s}.json" for s in ("train", "val")]
+        return [p for p in want if not (Path(base) / p).is_file()]
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    overrides: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    name: str
+    suites: tuple
+    framework: str
+    backbone: str
+    dataset: str
+    supervision: str
+    variant: str
+    config: Optional[str]
+    paper: Optional[Mapping[str, Optional[float]]]
+    epochs: Optional[int] = None
+    iters: Optional[int] = None
+    notes: str = ""
+
+    def config_path(self, root: Union[str, os.PathLike] = REPO_ROOT) -> Optional[Path]:
+        """The config file, relative paths taken from the repository root; None if not set."""
+        if self.config is None:
+            return None
+        p = Path(self.config)
+        return p if p.is_absolute() else Path(root) / p
+
+    @property
+    def schedule(self) -> str:
+        return f"{self.epochs} epochs" if self.epochs else f"{self.iters} iters"
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One runnable experiment of one suite, with the suite's overrides applied."""
+    suite: str
+    experiment: Experiment
+    dataset: Dataset
+    config: Path  # absolute
+    max_iters: Optional[int]  # None: the config's own schedule
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name
+
+    @property
+    def data_root(self) -> str:
+        return self.dataset.path
+
+    @property
+    def work_dir(self) -> str:
+        return work_dir(self.suite, self.name)
+
+    @property
+    def done(self) -> str:
+        return done_file(self.suite, self.name)
+
+    @property
+    def metrics(self) -> str:
+        return metrics_file(self.suite, self.name)
+
+
+def parse_names(value: Union[None, str, Iterable[str]]) -> Optional[List[str]]:
+    """``None`` / ``"a,b"`` / ``["a", "b"]`` -> None or a list of names (empty strings dropped)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = value.split(",")
+    else:
+        items = [str(v) for v in value]
+    names = [s.strip() for s in items if str(s).strip()]
+    return names or None
+
+
+def _known(kind: str, names: Iterable[str]) -> str:
+    names = list(names)
+    return f"known {kind}: {', '.join(names)}" if names else f"no {kind} defined"
+
+
+# ---------------------------------------------------------------- the registry
+
+class Registry:
+    """The parsed, validated registry. Build it with :func:`load_registry`."""
+
+    def __init__(self, data: Mapping[str, Any], path: Union[str, os.PathLike] = "<registry>",
+                 root: Union[str, os.PathLike] = REPO_ROOT, check_configs: bool = True):
+        self.path = str(path)
+        self.root = Path(root)
+        _validate_schema(data, self.path)
+        self.datasets: Dict[str, Dataset] = {
+            name: Dataset(name=name, **spec) for name, spec in data["datasets"].items()}
+        self.suites: Dict[str, Suite] = {
+            name: Suite(name=name, description=" ".join(spec["description"].split()),
+                        overrides=dict(spec.get("overrides") or {}))
+            for name, spec in data["suites"].items()}
+        self.experiments: Dict[str, Experiment] = {}
+        for i, entry in enumerate(data["experiments"]):
+            where = f"{self.path}: experiments[{i}] ({entry['name']})"
+            if entry["name"] in self.experiments:
+                raise RegistryError(f"{where}: the name is used twice; experiment names must be unique")
+            for s in entry["suites"]:
+                if s not in self.suites:
+                    raise RegistryError(f"{where}: suite {s!r} is not defined under 'suites'; "
+                                        f"{_known('suites', self.suites)}")
+            if entry["dataset"] not in self.datasets:
+                raise RegistryError(f"{where}: dataset {entry['dataset']!r} is not defined under 'datasets'; "
+                                    f"{_known('datasets', self.datasets)}")
+            exp = Experiment(**{**entry, "suites": tuple(entry["suites"])})
+            if check_configs and exp.config is not None and not exp.config_path(self.root).is_file():
+                raise RegistryError(f"{where}: config {exp.config} does not exist "
+                                    f"(looked for {exp.config_path(self.root)}); fix the path or set config: null")
+            self.experiments[exp.name] = exp
+        for name, suite in self.suites.items():
+            ds = suite.overrides.get("dataset")
+            if ds is not None and ds not in self.datasets:
+                raise RegistryError(f"{self.path}: suites.{name}.overrides.dataset {ds!r} is not defined under "
+                                    f"'datasets'; {_known('datasets', self.datasets)}")
+
+    # -- look-ups that name the known entries on failure
+    def suite(self, name: str) -> Suite:
+        if name not in self.suites:
+            raise RegistryError(f"unknown suite {name!r} in {self.path}; {_known('suites', self.suites)}")
+        return self.suites[name]
+
+    def experiment(self, name: str) -> Experiment:
+        if name not in self.experiments:
+            raise RegistryError(f"unknown experiment {name!r} in {self.path}; "
+                                f"{_known('experiments', self.experiments)}")
+        return self.experiments[name]
+
+    def experiments_in(self, suite: str) -> List[Experiment]:
+        self.suite(suite)
+        return [e for e in self.experiments.values() if suite in e.suites]
+
+    def select(self, suite: str, names: Union[None, str, Iterable[str]] = None) -> List[Experiment]:
+        """The experiments of ``suite``, or only ``names`` of them (in registry order)."""
+        members = self.experiments_in(suite)
+        wanted = parse_names(names)
+        if wanted is None:
+            return members
+        by_name = {e.name: e for e in members}
+        unknown = [n for n in wanted if n not in by_name]
+        if unknown:
+            raise RegistryError(f"experiment(s) {', '.join(unknown)} not in suite {suite!r} of {self.path}; "
+                                f"{_known(f'experiments of {suite}', by_name)}")
+        return [e for e in members if e.name in wanted]
+
+    def effective_dataset(self, suite: str, experiment: Experiment) -> Dataset:
+        return self.datasets[self.suite(suite).overrides.get("dataset", experiment.dataset)]
+
+    def effective_max_iters(self, suite: str, experiment: Experiment) -> Optional[int]:
+        return self.suite(suite).overrides.get("max_iters")
+
+    def missing(self, suite: str, experiment: Experiment, base: Union[str, os.PathLike] = ".") -> List[str]:
+        """Why ``experiment`` cannot run in ``suite`` (empty: it can)."""
+        why = []
+        if experiment.config is None:
+            why.append("no config yet (config: null)")
+        ds = self.effective_dataset(suite, experiment)
+        files = ds.missing_files(base)
+        if files:
+            why.append(f"dataset {ds.name!r} ({ds.kind}) not prepared: missing {', '.join(files)}")
+        return why
+
+    def runnable_suites(self, base: Union[str, os.PathLike] = ".") -> List[str]:
+        return [s for s in self.suites
+                if self.experiments_in(s) and not any(self.missing(s, e, base) for e in self.experiments_in(s))]
+
+    def jobs(self, suite: str, names: Union[None, str, Iterable[str]] = None,
+             base: Union[str, os.PathLike] = ".") -> List[Job]:
+        """The runnable jobs of ``suite`` (or of ``names`` in it); raises if any of them cannot run."""
+        selected = self.select(suite, names)
+        if not selected:
+            raise RegistryError(f"suite {suite!r} of {self.path} has no experiments")
+        reasons: Dict[str, List[str]] = {}  # reason -> experiments
+        for e in selected:
+            for why in self.missing(suite, e, base):
+                reasons.setdefault(why, []).append(e.name)
+        if reasons:
+            lines = "\n".join(f"  - {why}; affects {', '.join(names)}" for why, names in reasons.items())
+            n_bad = len({n for names in reasons.values() for n in names})
+            others = [s for s in self.runnable_suites(base) if s != suite]
+            raise RegistryError(
+                f"suite {suite!r} is not runnable yet: {n_bad} of its {len(selected)} experiment(s) cannot run:\n"
+                f"{lines}\nrunnable suites: {', '.join(others) if others else 'none'}")
+        return [self._job(suite, e) for e in selected]
+
+    def job(self, suite: str, name: str, base: Union[str, os.PathLike] = ".") -> Job:
+        return self.jobs(suite, [name], base)[0]
+
+    def _job(self, suite: str, e: Experiment) -> Job:
+        return Job(suite=suite, experiment=e, dataset=self.effective_dataset(suite, e),
+                   config=e.config_path(self.root).resolve(), max_iters=self.effective_max_iters(suite, e))
+
+    def datasets_of(self, suite: str) -> List[Dataset]:
+        seen: Dict[str, Dataset] = {}
+        for e in self.experiments_in(suite):
+            ds = self.effective_dataset(suite, e)
+            seen.setdefault(ds.name, ds)
+        return list(seen.values())
+
+
+def config_files(config: Union[str, os.PathLike]) -> List[Path]:
+    """An mmdet config and the local files it inherits (``_base_``, recursively), for rerun checks.
+
+    Bases of other packages (``mmdet::...``) are skipped; so is anything that cannot be parsed.
+    """
+    import ast
+
+    out: List[Path] = []
+    todo = [Path(config).resolve()]
+    while todo:
+        path = todo.pop()
+        if path in out or not path.is_file():
+            continue
+        out.append(path)
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_base_" for t in node.targets):
+                try:
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                for base in [value] if isinstance(value, str) else list(value):
+                    if isinstance(base, str) and "::" not in base:
+                        todo.append((path.parent / base).resolve())
+    return out
+
+
+def _load_schema() -> dict:
+    import yaml
+
+    with open(SCHEMA, "r", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _validate_schema(data: Any, path: str) -> None:
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(_load_schema())
+    validator = validator_cls(_load_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:10]:
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"  - at {where}: {err.message}")
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise RegistryError(f"{path}: does not match the registry schema {SCHEMA}:\n" + "\n".join(lines) + more)
+
+
+def load_registry(path: Union[None, str, os.PathLike] = None, root: Union[None, str, os.PathLike] = None,
+                  check_configs: bool = True) -> Registry:
+    """Reads and validates the registry (default ``experiments/registry.yaml`` of this repository).
+
+    Relative config paths are taken from ``root`` (default: the repository root).
+    """
+    import yaml
+
+    p = Path(path) if path is not None else DEFAULT_REGISTRY
+    if not p.is_absolute() and not p.exists():
+        p = REPO_ROOT / p
+    if not p.is_file():
+        raise RegistryError(f"{p}: registry file not found (expected a YAML file like experiments/registry.yaml)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{p}: not valid YAML ({exc})") from exc
+    return Registry(data if data is not None else {}, path=p, root=root if root is not None else REPO_ROOT,
+                    check_configs=check_configs)

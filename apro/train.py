@@ -1,0 +1,208 @@
+"""Train an mmdet model of the suite (``apro train``).
+
+    python -m apro.train CONFIG --work-dir DIR --data-root DATA [--seed 0]
+                         [--max-iters N] [--threads 1]
+
+Builds an mmengine ``Runner`` from the config with the data root and the seed
+set, trains with checkpointing (the last checkpoint is kept), resumes from the
+last checkpoint in ``--work-dir`` when there is one (a killed job picks up
+where it stopped) and, on completion, writes ``<work-dir>/done.json`` (via a
+temporary file and ``os.replace``) naming the final checkpoint. A work dir
+with a valid ``done.json`` is left alone.
+
+The number of CPU threads is ``--threads`` (default: the ``APRO_THREADS``
+environment variable, else 1).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from apro.io import write_json_atomic
+
+DONE_FILE = "done.json"
+
+
+class TrainError(Exception):
+    """A user-facing error (bad argument or input file)."""
+
+
+def file_sha256(path: os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def set_threads(threads: Optional[int]) -> int:
+    """Sets the number of torch/OpenMP threads; returns it."""
+    if threads is None:
+        env = os.environ.get("APRO_THREADS", "1")
+        try:
+            threads = int(env)
+        except ValueError:
+            raise TrainError(f"APRO_THREADS={env!r}: expected a positive integer") from None
+    if threads < 1:
+        raise TrainError(f"--threads: expected a positive integer, got {threads}")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    return threads
+
+
+def _check_data_root(data_root: str, splits: Sequence[str] = ("train", "val")) -> Path:
+    root = Path(data_root)
+    missing = [p for split in splits for p in (f"annotations/instances_{split}.json", split)
+               if not (root / p).exists()]
+    if missing:
+        raise TrainError(f"--data-root {data_root}: expected a COCO-format dataset folder with "
+                         f"{', '.join(s + '/' for s in splits)} and annotations/instances_<split>.json; "
+                         f"missing {', '.join(missing)}")
+    return root
+
+
+def load_config(config: str, data_root: Optional[str] = None, seed: Optional[int] = None,
+                splits: Sequence[str] = ("train", "val")):
+    """Loads an mmdet config and points every dataset/evaluator at ``data_root``
+    (which must hold ``splits``)."""
+    from mmengine.config import Config
+
+    if not Path(config).is_file():
+        raise TrainError(f"config {config}: no such file (expected an mmdet config, e.g. experiments/demo/box.py)")
+    cfg = Config.fromfile(config)
+    if data_root is not None:
+        root = str(_check_data_root(data_root, splits).resolve()) + os.sep
+        cfg.data_root = root
+        for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+            loader = cfg.get(key)
+            if loader is not None and loader.get("dataset") is not None:
+                loader.dataset.data_root = root
+        for key in ("val_evaluator", "test_evaluator"):
+            ev = cfg.get(key)
+            if ev is not None and ev.get("ann_file"):
+                ev.ann_file = os.path.join(root, "annotations", os.path.basename(ev.ann_file))
+    if seed is not None:
+        cfg.randomness = dict(seed=int(seed), deterministic=False)
+    return cfg
+
+
+def _set_max_iters(cfg, max_iters: int) -> None:
+    """Shortens/lengthens the schedule, scaling the LR schedule and the pairwise warm-up with it."""
+    old = int(cfg.train_cfg.max_iters)
+    cfg.train_cfg.max_iters = int(max_iters)
+    ratio = max_iters / old
+    for sched in cfg.get("param_scheduler", []) or []:
+        if sched.get("by_epoch", True):
+            continue
+        for key in ("end", "T_max"):
+            if key in sched and sched[key] is not None:
+                sched[key] = int(max_iters) if sched[key] >= old else min(int(sched[key]), int(max_iters))
+        if "milestones" in sched:
+            sched["milestones"] = [max(1, int(round(m * ratio))) for m in sched["milestones"]]
+    head = cfg.get("model", {}).get("mask_head") or {}
+    if head.get("pairwise_warmup_iters"):
+        head["pairwise_warmup_iters"] = max(1, int(round(head["pairwise_warmup_iters"] * ratio)))
+    ckpt = cfg.default_hooks.get("checkpoint")
+    if ckpt is not None and ckpt.get("interval", 1) > max_iters:
+        ckpt.interval = int(max_iters)
+
+
+def read_done(work_dir: os.PathLike) -> Optional[dict]:
+    """The completion marker of ``work_dir`` if it is valid (its checkpoint exists)."""
+    path = Path(work_dir) / DONE_FILE
+    try:
+        done = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ckpt = done.get("checkpoint")
+    if not ckpt or not Path(ckpt).is_file():
+        return None
+    return done
+
+
+def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: Optional[int] = None,
+          threads: Optional[int] = 1) -> dict:
+    """Trains (or resumes) and returns the contents of ``<work_dir>/done.json``."""
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # mmengine checkpoints hold non-tensors
+    threads = set_threads(threads)
+    done = read_done(work_dir)
+    if done is not None:
+        print(f"apro train: {work_dir} is already complete ({done['checkpoint']}); nothing to do", flush=True)
+        return done
+    cfg = load_config(config, data_root, seed)
+    if max_iters is not None:
+        if max_iters < 1:
+            raise TrainError(f"--max-iters: expected a positive integer, got {max_iters}")
+        _set_max_iters(cfg, max_iters)
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    cfg.work_dir = str(work)
+    # resume=True with load_from=None: mmengine resumes from <work_dir>/last_checkpoint if present
+    cfg.resume = True
+    cfg.load_from = None
+
+    from mmengine.runner import Runner
+
+    t0 = time.time()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    wall = time.time() - t0
+    total = int(cfg.train_cfg.max_iters)
+    ckpt = work / f"iter_{total}.pth"
+    last = work / "last_checkpoint"
+    if not ckpt.is_file() and last.is_file():
+        ckpt = Path(last.read_text().strip())
+    if not ckpt.is_file():
+        raise TrainError(f"training finished but no checkpoint was found in {work}")
+    import mmdet
+    import torch
+
+    done = {
+        "checkpoint": str(ckpt),
+        "config": str(Path(config).resolve()),
+        "config_sha256": file_sha256(config),
+        "seed": int(seed),
+        "max_iters": total,
+        "threads": threads,
+        "wall_s": round(wall, 1),
+        "versions": {"torch": torch.__version__, "mmdet": mmdet.__version__},
+    }
+    write_json_atomic(work / DONE_FILE, done)
+    print(f"apro train: done in {wall:.0f} s; checkpoint {ckpt}", flush=True)
+    return done
+
+
+def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="apro train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="mmdet config file, e.g. experiments/demo/box_gp_lp.py")
+    parser.add_argument("--work-dir", required=True, help="output folder (checkpoints, logs, done.json)")
+    parser.add_argument("--data-root", required=True, help="COCO-format dataset folder (train/, val/, annotations/)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--max-iters", type=int, default=None, help="override the config's number of iterations")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: $APRO_THREADS, else 1)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        train(args.config, args.work_dir, args.data_root, seed=args.seed, max_iters=args.max_iters,
+              threads=args.threads)
+    except TrainError as exc:
+        print(f"apro train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

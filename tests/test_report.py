@@ -1,0 +1,131 @@
+"""apro report: tables and summary pages from whatever results exist."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from apro import cli, registry as reg, report
+
+REQUIRED_COLUMNS = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "AP", "AP50", "AP75"]
+BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def _metrics(root: Path, suite: str, name: str, ap: float, ap50: float, ap75: float) -> None:
+    path = root / reg.metrics_file(suite, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"AP": ap, "AP50": ap50, "AP75": ap75, "seed": 0, "wall_s": 3.0}))
+
+
+def _bench(root: Path, stage: str, group: str, name: str, seconds: float, rss: float = 512.0) -> None:
+    path = root / reg.benchmark_file(stage, group, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BENCH_HEADER + f"{seconds}\t0:00:{int(seconds):02d}\t{rss}\t900\t500\t505\t1\t2\t80\t{seconds * 0.9}\n")
+
+
+def _rows(path: Path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def results(tmp_path):
+    """Results of three demo experiments (box_lp and box_gp not run) and their benchmark files."""
+    _metrics(tmp_path, "demo", "box", 20.0, 45.5, 17.25)
+    _metrics(tmp_path, "demo", "box_gp_lp", 23.5, 47.0, 22.0)
+    _metrics(tmp_path, "demo", "mask", 30.0, 55.0, 31.0)
+    _bench(tmp_path, "make_data", "data", "synthetic", 12.0)
+    for name, s in (("box", 250.0), ("box_gp_lp", 400.0), ("mask", 240.0)):
+        _bench(tmp_path, "train", "demo", name, s, rss=1500.0)
+        _bench(tmp_path, "evaluate", "demo", name, 20.0)
+    return tmp_path
+
+
+def test_report_tables_gain_and_wall_times(results):
+    paths = report.write_report(reg.load_registry(), "demo", results)
+    assert paths["csv"] == results / "reports" / "demo" / "results.csv"
+    rows = _rows(paths["csv"])
+    assert list(rows[0])[:len(REQUIRED_COLUMNS)] == REQUIRED_COLUMNS
+    by_name = {r["experiment"]: r for r in rows}
+    assert list(by_name) == ["box", "box_lp", "box_gp", "box_gp_lp", "mask"]
+    assert by_name["box"]["AP"] == "20.0" and by_name["box"]["AP75"] == "17.25" and by_name["box"]["status"] == "done"
+    assert by_name["box_lp"]["AP"] == "" and by_name["box_lp"]["status"] == "not run"
+    assert by_name["box_gp_lp"]["variant"] == "box+gp+lp" and by_name["mask"]["supervision"] == "mask"
+    assert by_name["box"]["dataset"] == "synthetic" and by_name["box"]["framework"] == "SOLOv2"
+
+    md = paths["md"].read_text()
+    assert "**+3.5 mask AP** (20.0 -> 23.5)" in md and "AP50 +1.5, AP75 +4.8" in md
+    assert "fully supervised upper bound (mask): 30.0 mask AP" in md
+    assert "| box_lp |" in md and "**not run**" in md
+    assert "| train box_gp_lp | 0:06:40 | 1500 |" in md  # from the benchmark file
+    assert "| make_data synthetic | 12.0 s |" in md
+    html = paths["html"].read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<b>+3.5 mask AP</b>" in html and "<table>" in html
+    leftovers = [p for p in paths["csv"].parent.iterdir() if p.name.startswith(".")]
+    assert not leftovers, leftovers
+
+
+def test_report_with_no_results_lists_everything_as_not_run(tmp_path):
+    paths = report.write_report(reg.load_registry(), "demo", tmp_path)
+    rows = _rows(paths["csv"])
+    assert len(rows) == 5 and {r["status"] for r in rows} == {"not run"}
+    md = paths["md"].read_text()
+    assert "not available yet (box, box_gp_lp not run)" in md
+    assert "No job has run yet" in md
+
+
+def test_report_of_the_paper_suite_shows_the_paper_numbers(tmp_path):
+    paths = report.write_report(reg.load_registry(), "paper", tmp_path)
+    rows = {r["experiment"]: r for r in _rows(paths["csv"])}
+    assert len(rows) == 10
+    assert (rows["solov2_r50_voc"]["paper_AP"], rows["solov2_r50_voc"]["paper_AP50"],
+            rows["solov2_r50_voc"]["paper_AP75"]) == ("38.4", "65.4", "39.8")
+    assert rows["mask2former_swinl_coco"]["paper_AP"] == "41.0"
+    assert all(r["status"].startswith("not runnable") and r["AP"] == "" for r in rows.values())
+    assert "Not available: suite paper has no pair" in paths["md"].read_text()
+
+
+def test_unreadable_metrics_do_not_break_the_report(results):
+    (results / reg.metrics_file("demo", "box")).write_text("{\"AP\": 1")
+    paths = report.write_report(reg.load_registry(), "demo", results)
+    box = _rows(paths["csv"])[0]
+    assert box["status"] == "unreadable metrics" and box["AP"] == ""
+    assert "metrics.json" in paths["md"].read_text()
+
+
+def test_wall_time_falls_back_to_the_recorded_one_without_benchmarks(tmp_path):
+    _metrics(tmp_path, "smoke", "box", 0.0, 0.0, 0.0)
+    done = tmp_path / reg.done_file("smoke", "box")
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"checkpoint": "x.pth", "wall_s": 7.5}))
+    paths = report.write_report(reg.load_registry(), "smoke", tmp_path, out_dir=tmp_path / "out")
+    md = paths["md"].read_text()
+    assert "| train box | 7.5 s |  |  | done.json |" in md
+    assert "| evaluate box | 3.0 s |  |  | metrics.json |" in md
+    assert paths["csv"].parent == tmp_path / "out"
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "results.csv"
+    target.write_text("old\n")
+
+    def boom(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_text_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_cli_report_by_hand(results, capsys, monkeypatch):
+    monkeypatch.chdir(results)
+    assert cli.main(["report", "--suite", "demo"]) == 0
+    assert "3/5 experiments with results" in capsys.readouterr().out
+    assert (results / "reports" / "demo" / "summary.md").is_file()
+    assert cli.main(["report", "--suite", "nope"]) == 2
+    assert "unknown suite 'nope'" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+# Stage "data": write the synthetic datasets and check every dataset's annotations.
+#
+#   data/<dataset>/                          apro make-data (synthetic datasets of the registry)
+#   results/data/<dataset>/validated.json    apro validate-data (annotation files parse, images exist)
+#
+# External datasets (VOC, COCO) are prepared by hand under data/<name>/; only
+# their validation runs here.
+
+SYNTHETIC_DATASETS = [name for name, ds in REGISTRY.datasets.items() if ds.kind == "synthetic"]
+
+
+def dataset_spec(wildcards):
+    return REGISTRY.datasets[wildcards.dataset]
+
+
+rule make_data:
+    """Write a synthetic COCO-format dataset (generated in a hidden folder, renamed into place when complete)."""
+    output:
+        directory("data/{dataset}"),
+    wildcard_constraints:
+        dataset="|".join(SYNTHETIC_DATASETS) or "(?!)",
+    params:
+        num_train=lambda w: dataset_spec(w).num_train,
+        num_val=lambda w: dataset_spec(w).num_val,
+        image_size=lambda w: dataset_spec(w).image_size,
+        seed=lambda w: dataset_spec(w).seed,
+    log:
+        "results/logs/data/{dataset}.make_data.log",
+    benchmark:
+        "results/benchmarks/data/{dataset}.make_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=resources_of("make_data")["mem_mb"],
+        runtime=resources_of("make_data")["runtime"],
+    shell:
+        "{APRO} make-data {output} --num-train {params.num_train} --num-val {params.num_val}"
+        " --image-size {params.image_size} --seed {params.seed} --overwrite > {log} 2>&1"
+
+
+rule validate_data:
+    """Check the annotation files (apro.data.coco_io) and that every listed image exists; fails naming the bad file."""
+    input:
+        "data/{dataset}",
+    output:
+        "results/data/{dataset}/validated.json",
+    log:
+        "results/logs/data/{dataset}.validate_data.log",
+    benchmark:
+        "results/benchmarks/data/{dataset}.validate_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=resources_of("make_data")["mem_mb"],
+        runtime=resources_of("make_data")["runtime"],
+    shell:
+        "{APRO} validate-data {input} --out {output} > {log} 2>&1"

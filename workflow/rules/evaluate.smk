@@ -1,0 +1,34 @@
+# Stage "evaluate": mask AP / AP50 / AP75 of every trained experiment on the val split.
+
+
+def evaluate_inputs(wildcards):
+    job = registry_job(wildcards)
+    return {
+        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
+        "data": job.data_root,
+        "validated": apro_registry.validated_marker(job.dataset.name),
+        "done": job.done,
+    }
+
+
+rule evaluate:
+    """`apro evaluate CONFIG WORK_DIR --out results/<suite>/<experiment>/metrics.json` (written atomically)."""
+    input:
+        unpack(evaluate_inputs),
+    output:
+        "results/{suite}/{experiment}/metrics.json",
+    params:
+        config=lambda w: shown_path(registry_job(w).config),
+        work_dir=lambda w: registry_job(w).work_dir,
+        seed=config["seed"],
+    log:
+        "results/logs/{suite}/{experiment}.evaluate.log",
+    benchmark:
+        "results/benchmarks/{suite}/{experiment}.evaluate.tsv"
+    threads: config["eval_threads"]
+    resources:
+        mem_mb=resources_of("evaluate")["mem_mb"],
+        runtime=resources_of("evaluate")["runtime"],
+    shell:
+        "{APRO} evaluate {params.config} {params.work_dir} --data-root {input.data} --out {output}"
+        " --seed {params.seed} --threads {threads} > {log} 2>&1"

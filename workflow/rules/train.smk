@@ -1,0 +1,47 @@
+# Stage "train": one training per (suite, experiment) of the registry.
+#
+# The only declared output is the completion marker done.json, which
+# `apro train` writes atomically after the last iteration. The work dir around
+# it (checkpoints, mmengine logs) is deliberately not an output: Snakemake
+# never deletes it, so a training that was killed or failed resumes from its
+# last checkpoint when the workflow runs again ("Auto resumed from the latest
+# checkpoint" in the log). Snakemake empties the job's log before each attempt;
+# mmengine's own log of every attempt stays in the work dir (<timestamp>/).
+
+
+def train_inputs(wildcards):
+    job = registry_job(wildcards)
+    return {
+        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
+        "data": job.data_root,
+        "validated": apro_registry.validated_marker(job.dataset.name),
+    }
+
+
+def max_iters_arg(wildcards):
+    n = registry_job(wildcards).max_iters
+    return f" --max-iters {n}" if n else ""
+
+
+rule train:
+    """Train (or resume) one experiment: `apro train CONFIG --work-dir results/<suite>/<experiment>/train ...`."""
+    input:
+        unpack(train_inputs),
+    output:
+        done="results/{suite}/{experiment}/train/done.json",
+    params:
+        config=lambda w: shown_path(registry_job(w).config),
+        work_dir=lambda w: registry_job(w).work_dir,
+        max_iters=max_iters_arg,
+        seed=config["seed"],
+    log:
+        "results/logs/{suite}/{experiment}.train.log",
+    benchmark:
+        "results/benchmarks/{suite}/{experiment}.train.tsv"
+    threads: config["train_threads"]
+    resources:
+        mem_mb=resources_of("train")["mem_mb"],
+        runtime=resources_of("train")["runtime"],
+    shell:
+        "{APRO} train {params.config} --work-dir {params.work_dir} --data-root {input.data}"
+        " --seed {params.seed} --threads {threads}{params.max_iters} > {log} 2>&1"
