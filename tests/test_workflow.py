@@ -62,7 +62,7 @@ def test_plain_dry_run_plans_the_demo_suite():
         assert (f"train experiments/demo/{name}.py --work-dir results/demo/{name}/train --data-root data/synthetic"
                 f" --seed 0 --threads 1 >") in out, out
         assert f"--out results/demo/{name}/metrics.json" in out
-    assert "make-data data/synthetic --num-train 400 --num-val 100 --image-size 128 --seed 0" in out
+    assert "make-data data/synthetic --num-train 2000 --num-val 100 --image-size 128 --seed 0" in out
     assert "report --suite demo" in out
     assert "reports/demo/results.csv" in out and "reports/demo/summary.md" in out
     assert "--max-iters" not in out  # the demo runs the configs' own schedules
