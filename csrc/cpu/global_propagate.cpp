@@ -14,8 +14,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <cmath>
-
 #include "grid.h"
 
 namespace apro {
