@@ -12,6 +12,7 @@
 #   3 torch     the torch pin of pyproject.toml (CPU wheel from pip's find-links here)
 #   4 mmcv      the mmcv pin built from source with its C++ ops (no CUDA)
 #   5 deps      every other dependency of pyproject.toml, plus the `test` extra
+#               (mmsegmentation with ftfy/regex, which mmseg.utils imports at start-up)
 #   6 ops       apro._C compiled from csrc/ (pip install -e . --no-build-isolation)
 # Pins are read from pyproject.toml; a stamp's name carries its pin (or a hash
 # of its list), so changing a pin re-runs that step and the ones after it.
@@ -140,7 +141,7 @@ $(STAMP_DEPS): $(STAMP_MMCV)
 	@echo "==> [5/6] dependencies of pyproject.toml (+ test extra)"
 	@$(WRITE_PINS)
 	@$(PIP) install $(PIP_Q) $(PIP_ARGS) -c $(PINS_FILE) -r $(PINS_FILE)
-	@$(VPY) -c "import mmdet.models, snakemake, pycocotools; print('    mmdet.models OK')"
+	@$(VPY) -c "import mmdet.models, mmseg.models, snakemake, pycocotools; print('    mmdet.models, mmseg.models OK')"
 	@touch $@
 
 $(STAMP_OPS): $(STAMP_DEPS) setup.py $(OPS_SOURCES)

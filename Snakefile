@@ -92,9 +92,10 @@ rule all:
     default_target: True
     input:
         list(apro_registry.report_files(SUITE).values()),
+        f"reports/{SUITE}/index.html",
         ["reports/benchmarks/ops.csv"] if SUITE in config["ops_benchmark_suites"] else [],
 
 
-for _stage in ("ops", "data", "train", "evaluate", "report"):
+for _stage in ("ops", "data", "train", "evaluate", "semantic", "paper", "report", "figures"):
 
     include: str(ROOT / "workflow" / "rules" / f"{_stage}.smk")

@@ -11,6 +11,10 @@ hand from a shell:
     apro train CONFIG --work-dir DIR --data-root DATA [...]      apro.train
     apro evaluate CONFIG CHECKPOINT --data-root DATA --out FILE  apro.evaluate
     apro report --suite SUITE [--results-root DIR]   apro.report
+    apro make-sparse-labels DATA --out LABELS        apro.semantic.labels (points, scribbles)
+    apro train-semantic / evaluate-semantic ...      apro.semantic.run (mmseg, mIoU)
+    apro visualize --data-root DATA --out-dir DIR    apro.visualize (affinity figures)
+    apro html-report --suite SUITE                   apro.html_report (reports/<suite>/index.html)
 
 ``make-data``, ``train``, ``evaluate`` and ``report`` pass their arguments on
 to the module's own ``main`` (``apro train --help`` shows them); ``train`` and
@@ -26,14 +30,12 @@ imports ``apro._C`` (or anything that does) at module level.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import inspect
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from apro.io import write_json_atomic, write_text_atomic
 
@@ -112,38 +114,6 @@ def build_ops(root: Path, inplace: bool = False, marker: Path | None = None, qui
     return info
 
 
-def _load_benchmark_main(root: Path, name: str) -> Callable:
-    path = root / "benchmarks" / f"{name}.py"
-    if not path.is_file():
-        raise CLIError(f"{path}: benchmark script not found (expected benchmarks/{name}.py with a main() function)")
-    spec = importlib.util.spec_from_file_location(f"apro_benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    main = getattr(module, "main", None)
-    if not callable(main):
-        raise CLIError(f"{path}: has no main() function to call")
-    return main
-
-
-def _call_main(main: Callable, argv: list[str], prog: str) -> int:
-    """Call main(argv) if it takes an argument, else main() with sys.argv set."""
-    try:
-        takes_argv = len(inspect.signature(main).parameters) > 0
-    except (TypeError, ValueError):
-        takes_argv = True
-    if takes_argv:
-        rc = main(argv)
-    else:
-        saved = sys.argv
-        sys.argv = [prog, *argv]
-        try:
-            rc = main()
-        finally:
-            sys.argv = saved
-    return int(rc or 0)
-
-
 def _cmd_build_ops(args: argparse.Namespace) -> int:
     build_ops(_repo_root(args.repo), inplace=args.inplace, marker=args.marker, quiet=args.quiet)
     return 0
@@ -151,8 +121,12 @@ def _cmd_build_ops(args: argparse.Namespace) -> int:
 
 def _cmd_bench_ops(args: argparse.Namespace) -> int:
     root = _repo_root(args.repo)
-    main = _load_benchmark_main(root, "ops")
-    return _call_main(main, list(args.bench_args), str(root / "benchmarks" / "ops.py"))
+    path = root / "benchmarks" / "ops.py"
+    if not path.is_file():
+        raise CLIError(f"{path}: benchmark script not found (expected benchmarks/ops.py, run as a script)")
+    # a process of its own, run as __main__: its memory probes spawn fresh interpreters, which
+    # re-import the script by path (a module loaded here by file name would not be importable there)
+    return subprocess.call([sys.executable, str(path), *args.bench_args])
 
 
 # ---------------------------------------------------------------- experiments
@@ -163,6 +137,18 @@ _PASSTHROUGH = {
     "train": "train (or resume) an mmdet config (apro.train; --help for its options)",
     "evaluate": "mask AP of a trained model on the val split (apro.evaluate; --help for its options)",
     "report": "results.csv and summary pages of a suite (apro.report; --help for its options)",
+    "make-sparse-labels": "dense / point / scribble label PNGs from instance masks (apro.semantic.labels)",
+    "train-semantic": "train (or resume) an mmseg config (apro.semantic.run; --help for its options)",
+    "evaluate-semantic": "mIoU of a trained mmseg model on the val split (apro.semantic.run)",
+    "visualize": "affinity figures of chosen val images (apro.visualize; --help for its options)",
+    "html-report": "the HTML report reports/<suite>/index.html (apro.html_report; --help for its options)",
+}
+
+
+_SEMANTIC = {
+    "make-sparse-labels": ("apro.semantic.labels", "main"),
+    "train-semantic": ("apro.semantic.run", "train_main"),
+    "evaluate-semantic": ("apro.semantic.run", "evaluate_main"),
 }
 
 
@@ -250,18 +236,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train_fingerprint(config: str, data_root: str, seed: int, max_iters: int | None) -> dict:
+def train_fingerprint(config: str, data_root: str, seed: int, max_iters: int | None,
+                      init_from: str | None = None) -> dict:
     """What decides a training's result: the config and the local files it inherits, the
-    training annotations, the seed and the number of iterations (None: the config's)."""
+    training annotations, the seed, the number of iterations (None: the config's) and
+    the starting weights (``--init-from``)."""
     from apro.registry import config_files
+    from apro.train import TrainError, init_checkpoint
 
     files = config_files(config)  # the config first, then its bases; by content, so a moved checkout still resumes
+    try:
+        init_sha = None if init_from is None else _sha256(init_checkpoint(init_from))
+    except TrainError as exc:
+        raise CLIError(str(exc)) from None
     return {
         "config_files": [f.name for f in files],
         "config_sha256": [_sha256(f) for f in files],
         "train_annotations_sha256": _sha256(Path(data_root) / "annotations" / "instances_train.json"),
         "seed": int(seed),
         "max_iters": max_iters,
+        "init_sha256": init_sha,
     }
 
 
@@ -309,6 +303,16 @@ def _cmd_passthrough(args: argparse.Namespace) -> int:
         from apro import report
 
         return int(report.main(argv) or 0)
+    if args.command in ("visualize", "html-report"):
+        from apro import html_report, visualize
+
+        return int((visualize if args.command == "visualize" else html_report).main(argv) or 0)
+    if args.command in _SEMANTIC:
+        # the semantic suite's own entry points (mmseg); they check their inputs themselves
+        import importlib
+
+        module_name, main_name = _SEMANTIC[args.command]
+        return int(getattr(importlib.import_module(module_name), main_name)(argv) or 0)
     if args.command == "train":
         from apro import train as module
     else:
@@ -320,7 +324,7 @@ def _cmd_passthrough(args: argparse.Namespace) -> int:
             raise CLIError(f"config {parsed.config}: no such file (expected an mmdet config, e.g. "
                            "experiments/demo/box.py)")
         prepare_work_dir(parsed.work_dir, train_fingerprint(parsed.config, parsed.data_root, parsed.seed,
-                                                            parsed.max_iters))
+                                                            parsed.max_iters, parsed.init_from))
     return int(module.main(argv) or 0)
 
 

@@ -105,7 +105,7 @@ def report_files(suite: str) -> Dict[str, str]:
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     name: str
-    kind: str  # "synthetic" (apro make-data writes it) or "external" (prepared by hand)
+    kind: str  # "synthetic" (apro make-data), "download" (workflow/rules/paper.smk) or "external" (by hand)
     description: str
     num_train: Optional[int] = None
     num_val: Optional[int] = None
@@ -118,7 +118,7 @@ class Dataset:
 
     def missing_files(self, base: Union[str, os.PathLike] = ".") -> List[str]:
         """For an external dataset, the files under ``base`` it still lacks (synthetic ones are generated)."""
-        if self.kind == "synthetic":
+        if self.kind in ("synthetic", "download"):  # written by the workflow's own rules
             return []
         want = [f"{self.path}/annotations/instances_{s}.json" for s in ("train", "val")]
         return [p for p in want if not (Path(base) / p).is_file()]
@@ -144,6 +144,8 @@ class Experiment:
     paper: Optional[Mapping[str, Optional[float]]]
     epochs: Optional[int] = None
     iters: Optional[int] = None
+    init_from: Optional[str] = None  # an experiment whose final checkpoint starts this one
+    threads: Optional[int] = None  # CPU threads of its training (None: the workflow's default)
     notes: str = ""
 
     def config_path(self, root: Union[str, os.PathLike] = REPO_ROOT) -> Optional[Path]:
@@ -166,6 +168,7 @@ class Job:
     dataset: Dataset
     config: Path  # absolute
     max_iters: Optional[int]  # None: the config's own schedule
+    init_done: Optional[str] = None  # done.json of the job (same suite) whose checkpoint starts this one
 
     @property
     def name(self) -> str:
@@ -238,6 +241,18 @@ class Registry:
                 raise RegistryError(f"{where}: config {exp.config} does not exist "
                                     f"(looked for {exp.config_path(self.root)}); fix the path or set config: null")
             self.experiments[exp.name] = exp
+        for exp in self.experiments.values():
+            if exp.init_from is None:
+                continue
+            where = f"{self.path}: experiment {exp.name}: init_from {exp.init_from!r}"
+            base = self.experiments.get(exp.init_from)
+            if base is None:
+                raise RegistryError(f"{where} is not an experiment; {_known('experiments', self.experiments)}")
+            if base.init_from is not None or base.name == exp.name:
+                raise RegistryError(f"{where}: a starting point must be trained from scratch (no init_from)")
+            outside = [s for s in exp.suites if s not in base.suites]
+            if outside:
+                raise RegistryError(f"{where} is not in suite(s) {', '.join(outside)} of this experiment")
         for name, suite in self.suites.items():
             ds = suite.overrides.get("dataset")
             if ds is not None and ds not in self.datasets:
@@ -318,7 +333,8 @@ class Registry:
 
     def _job(self, suite: str, e: Experiment) -> Job:
         return Job(suite=suite, experiment=e, dataset=self.effective_dataset(suite, e),
-                   config=e.config_path(self.root).resolve(), max_iters=self.effective_max_iters(suite, e))
+                   config=e.config_path(self.root).resolve(), max_iters=self.effective_max_iters(suite, e),
+                   init_done=None if e.init_from is None else done_file(suite, e.init_from))
 
     def datasets_of(self, suite: str) -> List[Dataset]:
         seen: Dict[str, Dataset] = {}

@@ -10,8 +10,10 @@ config yet). It writes, each through a temporary file and ``os.replace``:
 
 * ``reports/<suite>/results.csv``: one row per experiment with the columns
   experiment, framework, backbone, dataset, supervision, variant, AP, AP50,
-  AP75 (mask AP in percent, empty when not run), paper_AP/AP50/AP75 (the
-  paper's numbers), status, suite, schedule, seed, wall times and config;
+  AP75 (mask AP in percent, empty when not run), mIoU (semantic rows),
+  paper_AP/AP50/AP75/mIoU (the paper's numbers), diff_AP/AP50/AP75
+  (reproduced minus paper, where both exist), status (done, not run, failed,
+  ...), suite, schedule, seed, wall times and config;
 * ``reports/<suite>/summary.md`` and ``summary.html``: the APro gain (mask AP
   of box+gp+lp minus box, per framework/backbone/dataset), the table, and the
   wall time and peak memory of every job, from Snakemake's benchmark files
@@ -38,13 +40,15 @@ from apro.io import write_text_atomic
 METRICS = ("AP", "AP50", "AP75")
 #: results.csv columns, in order (later issues append, e.g. mIoU)
 COLUMNS = ["experiment", "framework", "backbone", "dataset", "supervision", "variant",
-           "AP", "AP50", "AP75", "paper_AP", "paper_AP50", "paper_AP75", "status", "suite", "schedule", "seed",
+           "AP", "AP50", "AP75", "mIoU", "paper_AP", "paper_AP50", "paper_AP75", "paper_mIoU",
+           "diff_AP", "diff_AP50", "diff_AP75", "status", "suite", "schedule", "seed",
            "train_wall_s", "eval_wall_s", "config"]
 
 STATUS_DONE = "done"
 STATUS_NOT_RUN = "not run"
 STATUS_NOT_RUNNABLE = "not runnable (no config yet)"
 STATUS_BAD = "unreadable metrics"
+STATUS_FAILED = "failed"
 
 
 class ReportError(Exception):
@@ -104,6 +108,9 @@ def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".")
             "dataset": ds.name, "supervision": exp.supervision, "variant": exp.variant,
             "AP": None, "AP50": None, "AP75": None,
             **{f"paper_{m}": _num(paper.get(m)) for m in METRICS},
+            # semantic experiments (apro evaluate-semantic) report mIoU instead of mask AP
+            "mIoU": None, "paper_mIoU": _num(paper.get("mIoU")),
+            **{f"diff_{m}": None for m in METRICS},  # reproduced minus paper, where both exist
             "status": STATUS_NOT_RUN,
             "schedule": f"{max_iters} iters" if max_iters else exp.schedule,
             "seed": None, "train_wall_s": None, "eval_wall_s": None,
@@ -115,12 +122,25 @@ def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".")
             row["notes"].append(bad)
         elif metrics is not None:
             row["status"] = STATUS_DONE
-            for m in METRICS:
+            for m in METRICS + ("mIoU",):
                 row[m] = _num(metrics.get(m))
+            for m in METRICS:
+                if row[m] is not None and row[f"paper_{m}"] is not None:
+                    row[f"diff_{m}"] = round(row[m] - row[f"paper_{m}"], 3)
             row["seed"] = metrics.get("seed")
             row["eval_wall_s"] = _num(metrics.get("wall_s"))
         elif exp.config is None:
             row["status"] = STATUS_NOT_RUNNABLE
+        else:
+            # a job that wrote its log but not its output stopped with an error (or runs now)
+            for stage, marker in (("train", reg.done_file(suite, exp.name)),
+                                  ("evaluate", reg.metrics_file(suite, exp.name))):
+                log = root / reg.log_file(stage, suite, exp.name)
+                if log.is_file() and not (root / marker).is_file():
+                    row["status"] = STATUS_FAILED
+                    row["notes"].append(f"{stage} log {reg.log_file(stage, suite, exp.name)} without "
+                                        f"{marker}: failed (or still running)")
+                    break
         done, _ = read_json(root / reg.done_file(suite, exp.name))
         if done is not None:
             row["train_wall_s"] = _num(done.get("wall_s"))
@@ -151,6 +171,42 @@ def apro_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         gains.append({"framework": key[0], "backbone": key[1], "dataset": key[2],
                       "box": base, "apro": apro, "gain": gain})
     return gains
+
+
+def semantic_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per (framework, backbone, dataset, supervision) with a ``<sup>`` and a ``<sup>+gp+lp`` entry: the mIoU gain."""
+    by_key: Dict[Tuple[str, str, str, str], Dict[str, Dict[str, Any]]] = {}
+    for r in rows:
+        if r["supervision"] in ("point", "scribble"):
+            by_key.setdefault((r["framework"], r["backbone"], r["dataset"], r["supervision"]), {}) \
+                .setdefault(r["variant"], r)
+    out = []
+    for (fw, bb, ds, sup), variants in by_key.items():
+        base, apro = variants.get(sup), variants.get(f"{sup}+gp+lp")
+        if base is None or apro is None:
+            continue
+        gain = None if base["mIoU"] is None or apro["mIoU"] is None else apro["mIoU"] - base["mIoU"]
+        full = next((r for r in rows if r["supervision"] == "full" and r["mIoU"] is not None
+                     and (r["framework"], r["backbone"], r["dataset"]) == (fw, bb, ds)), None)
+        out.append({"framework": fw, "backbone": bb, "dataset": ds, "supervision": sup, "base": base, "apro": apro,
+                    "gain": gain, "full": full})
+    return out
+
+
+def semantic_gain_lines(rows: List[Dict[str, Any]]) -> List[str]:
+    lines = []
+    for g in semantic_gains(rows):
+        what = f"{g['framework']} {g['backbone']} on {g['dataset']}, {g['supervision']} labels"
+        b, a = g["base"], g["apro"]
+        if g["gain"] is None:
+            missing = [r["experiment"] for r in (b, a) if r["mIoU"] is None]
+            lines.append(f"{what}: not available yet ({', '.join(missing)} not run).")
+            continue
+        full = f"; dense labels ({g['full']['experiment']}): {_fmt(g['full']['mIoU'])}" if g["full"] else ""
+        lines.append(f"{what}: `{a['variant']}` ({a['experiment']}) minus partial cross-entropy `{b['variant']}` "
+                     f"({b['experiment']}) = **{_fmt_gain(g['gain'])} mIoU** ({_fmt(b['mIoU'])} -> "
+                     f"{_fmt(a['mIoU'])}){full}.")
+    return lines
 
 
 def job_times(registry: reg.Registry, suite: str, results_root: os.PathLike = ".") -> List[Dict[str, Any]]:
@@ -322,21 +378,33 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
     else:
         page.ul(lines)
 
+    sem_lines = semantic_gain_lines(rows)
+    if sem_lines:
+        page.h2("APro gain, semantic segmentation")
+        page.ul(sem_lines)
+
     page.h2("Mask AP per experiment")
     has_paper = any(r["paper_AP"] is not None for r in rows)
+    # the mIoU column only where the suite holds semantic experiments (DeepLabV3+)
+    has_miou = any(r["supervision"] in ("point", "scribble", "full") for r in rows)
     header = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "schedule",
-              "AP", "AP50", "AP75"] + (["paper AP", "paper AP50", "paper AP75"] if has_paper else []) + ["status"]
+              "AP", "AP50", "AP75"] + (["mIoU"] if has_miou else []) + \
+        (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"]
     table = []
     for r in rows:
         cells = [r["experiment"], r["framework"], r["backbone"], r["dataset"], r["supervision"], r["variant"],
                  r["schedule"]] + [_fmt(r[m]) for m in METRICS]
+        if has_miou:
+            cells.append(_fmt(r["mIoU"]))
         if has_paper:
-            cells += [_fmt(r[f"paper_{m}"]) for m in METRICS]
+            cells += [_fmt(r[f"paper_{m}"]) for m in METRICS] + [_fmt(r["diff_AP"])]
         cells.append(r["status"] if r["status"] == STATUS_DONE else f"**{r['status']}**")
         table.append(cells)
     page.table(header, table)
     page.p("AP, AP50, AP75: COCO mask AP (percent) on the validation split, computed by pycocotools; "
-           "empty where the experiment has not run.")
+           "empty where the experiment has not run."
+           + (" mIoU: mean IoU (percent) of the semantic experiments on the dense val labels, mmseg's "
+              "IoUMetric; instance rows leave it empty, semantic rows leave AP empty." if has_miou else ""))
     page.ul([f"{r['experiment']}: {note}" for r in rows for note in r["notes"]])
 
     page.h2("Wall time per job")

@@ -1,14 +1,15 @@
 """Train an mmdet model of the suite (``apro train``).
 
     python -m apro.train CONFIG --work-dir DIR --data-root DATA [--seed 0]
-                         [--max-iters N] [--threads 1]
+                         [--max-iters N] [--threads 1] [--init-from CKPT]
 
 Builds an mmengine ``Runner`` from the config with the data root and the seed
 set, trains with checkpointing (the last checkpoint is kept), resumes from the
 last checkpoint in ``--work-dir`` when there is one (a killed job picks up
-where it stopped) and, on completion, writes ``<work-dir>/done.json`` (via a
-temporary file and ``os.replace``) naming the final checkpoint. A work dir
-with a valid ``done.json`` is left alone.
+where it stopped; otherwise ``--init-from`` gives the starting weights) and,
+on completion, writes ``<work-dir>/done.json`` (via a temporary file and
+``os.replace``) naming the final checkpoint. A work dir with a valid
+``done.json`` is left alone.
 
 The number of CPU threads is ``--threads`` (default: the ``APRO_THREADS``
 environment variable, else 1).
@@ -22,7 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from apro.io import write_json_atomic
 
@@ -129,8 +130,56 @@ def read_done(work_dir: os.PathLike) -> Optional[dict]:
     return done
 
 
+def init_checkpoint(init_from: os.PathLike) -> Path:
+    """The checkpoint named by ``--init-from``: a ``.pth`` file, or the ``done.json``
+    of a finished training (its final checkpoint)."""
+    path = Path(init_from)
+    if path.suffix == ".json":
+        done = read_done(path.parent) if path.name == DONE_FILE else None
+        if done is None:
+            raise TrainError(f"--init-from {init_from}: expected the done.json of a finished training "
+                             "(naming an existing checkpoint)")
+        path = Path(done["checkpoint"])
+    if not path.is_file():
+        raise TrainError(f"--init-from {init_from}: no such checkpoint file")
+    return path.resolve()
+
+
+def run_training(cfg, work_dir: os.PathLike, prog: str = "apro train",
+                 init_from: Optional[os.PathLike] = None) -> Tuple[Path, float, Optional[str]]:
+    """Runs mmengine's ``Runner`` on ``cfg`` in ``work_dir``: resumes from the work dir's
+    last checkpoint when there is one, else starts from ``init_from``'s weights (or from
+    scratch). Returns (final checkpoint, wall seconds of this run, checkpoint resumed from)."""
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    cfg.work_dir = str(work)
+    last = work / "last_checkpoint"
+    resumed_from = last.read_text().strip() if last.is_file() else None
+    if resumed_from:
+        # resume=True with load_from=None: mmengine resumes from <work_dir>/last_checkpoint
+        print(f"{prog}: resuming from {resumed_from}", flush=True)
+        cfg.resume, cfg.load_from = True, None
+    elif init_from is not None:
+        # weights only: the schedule, optimiser state and iteration count start afresh
+        cfg.resume, cfg.load_from = False, str(init_checkpoint(init_from))
+    else:
+        cfg.resume, cfg.load_from = False, None
+
+    from mmengine.runner import Runner
+
+    t0 = time.time()
+    Runner.from_cfg(cfg).train()
+    wall = time.time() - t0
+    ckpt = work / f"iter_{int(cfg.train_cfg.max_iters)}.pth"
+    if not ckpt.is_file() and last.is_file():
+        ckpt = Path(last.read_text().strip())
+    if not ckpt.is_file():
+        raise TrainError(f"training finished but no checkpoint was found in {work}")
+    return ckpt, wall, resumed_from
+
+
 def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: Optional[int] = None,
-          threads: Optional[int] = 1) -> dict:
+          threads: Optional[int] = 1, init_from: Optional[str] = None) -> dict:
     """Trains (or resumes) and returns the contents of ``<work_dir>/done.json``."""
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # mmengine checkpoints hold non-tensors
     threads = set_threads(threads)
@@ -143,26 +192,7 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         if max_iters < 1:
             raise TrainError(f"--max-iters: expected a positive integer, got {max_iters}")
         _set_max_iters(cfg, max_iters)
-    work = Path(work_dir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    cfg.work_dir = str(work)
-    # resume=True with load_from=None: mmengine resumes from <work_dir>/last_checkpoint if present
-    cfg.resume = True
-    cfg.load_from = None
-
-    from mmengine.runner import Runner
-
-    t0 = time.time()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    wall = time.time() - t0
-    total = int(cfg.train_cfg.max_iters)
-    ckpt = work / f"iter_{total}.pth"
-    last = work / "last_checkpoint"
-    if not ckpt.is_file() and last.is_file():
-        ckpt = Path(last.read_text().strip())
-    if not ckpt.is_file():
-        raise TrainError(f"training finished but no checkpoint was found in {work}")
+    ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train", init_from)
     import mmdet
     import torch
 
@@ -171,12 +201,14 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         "config": str(Path(config).resolve()),
         "config_sha256": file_sha256(config),
         "seed": int(seed),
-        "max_iters": total,
+        "max_iters": int(cfg.train_cfg.max_iters),
         "threads": threads,
-        "wall_s": round(wall, 1),
+        "wall_s": round(wall, 1),  # of this invocation (after a resume: of the resumed part)
+        "resumed_from": resumed_from,
+        "init_from": None if init_from is None else str(init_checkpoint(init_from)),
         "versions": {"torch": torch.__version__, "mmdet": mmdet.__version__},
     }
-    write_json_atomic(work / DONE_FILE, done)
+    write_json_atomic(Path(work_dir) / DONE_FILE, done)
     print(f"apro train: done in {wall:.0f} s; checkpoint {ckpt}", flush=True)
     return done
 
@@ -190,6 +222,9 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     parser.add_argument("--max-iters", type=int, default=None, help="override the config's number of iterations")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: $APRO_THREADS, else 1)")
+    parser.add_argument("--init-from", default=None,
+                        help="checkpoint (.pth, or the done.json of a finished training) whose model weights "
+                             "start this training; its optimiser state and iteration count are not used")
     return parser
 
 
@@ -197,7 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         train(args.config, args.work_dir, args.data_root, seed=args.seed, max_iters=args.max_iters,
-              threads=args.threads)
+              threads=args.threads, init_from=args.init_from)
     except TrainError as exc:
         print(f"apro train: error: {exc}", file=sys.stderr)
         return 2

@@ -86,7 +86,7 @@ def train_samples(data_root):
 def test_demo_configs_are_the_five_variants():
     names = sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(DEMO, "*.py"))
                    if not os.path.basename(p).startswith("_"))
-    assert names == sorted(VARIANTS)
+    assert names == sorted([*VARIANTS, "stage1"])  # stage1: the shared first stage (box.py, longer)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -257,6 +257,7 @@ def test_train_resume_and_evaluate_smoke(data_root, tmp_path, monkeypatch):
     (work / "done.json").unlink()
     again = train_mod.train(config, str(work), data_root, max_iters=2)
     assert again["checkpoint"] == done["checkpoint"] and (work / "done.json").is_file()
+    assert done["resumed_from"] is None and again["resumed_from"].endswith("iter_2.pth")
 
     out = tmp_path / "metrics.json"
     assert evaluate_mod.main([config, str(work), "--data-root", data_root, "--out", str(out), "--seed", "3"]) == 0
@@ -267,6 +268,39 @@ def test_train_resume_and_evaluate_smoke(data_root, tmp_path, monkeypatch):
     assert 0.0 <= metrics["diagnostics"]["best_iou_mean"] <= 1.0
     assert set(metrics["versions"]) == {"torch", "mmdet", "mmcv", "mmengine"}
     assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_init_from_starts_with_the_other_runs_weights_and_a_fresh_schedule(data_root, tmp_path, monkeypatch):
+    """--init-from: the weights of another run's final checkpoint (given as its done.json), but
+    iteration 0 and a new optimiser; a resume from the run's own checkpoint takes precedence."""
+    import json
+
+    import torch
+
+    from apro import train as train_mod
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    first = tmp_path / "first"
+    base = train_mod.train(os.path.join(DEMO, "box.py"), str(first), data_root, max_iters=2)
+    # a variant with a zero learning rate: its weights can only come from the starting checkpoint
+    frozen = tmp_path / "frozen.py"
+    frozen.write_text(f"_base_ = [{os.path.join(DEMO, 'box_gp_lp.py')!r}]\n"
+                      "optim_wrapper = dict(optimizer=dict(lr=0.0))\n")
+    second = tmp_path / "second"
+    done = train_mod.train(str(frozen), str(second), data_root, max_iters=1, init_from=str(first / "done.json"))
+    assert done["init_from"] == base["checkpoint"] and done["checkpoint"].endswith("iter_1.pth")
+    start = torch.load(base["checkpoint"], map_location="cpu", weights_only=False)
+    end = torch.load(done["checkpoint"], map_location="cpu", weights_only=False)
+    assert end["meta"]["iter"] == 1  # counted from 0, not from the other run's 2
+    weights = [k for k, v in start["state_dict"].items() if v.is_floating_point() and "running" not in k]
+    assert weights and all(torch.equal(start["state_dict"][k], end["state_dict"][k]) for k in weights)
+
+    assert train_mod.main([str(frozen), "--work-dir", str(tmp_path / "w"), "--data-root", data_root,
+                           "--init-from", str(tmp_path / "nope.pth")]) == 2
+    bad = tmp_path / "done.json"
+    bad.write_text(json.dumps({"checkpoint": str(tmp_path / "gone.pth")}))
+    with pytest.raises(train_mod.TrainError, match="done.json of a finished training"):
+        train_mod.init_checkpoint(bad)
 
 
 def test_cli_errors_name_the_argument(tmp_path):

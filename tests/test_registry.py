@@ -26,6 +26,10 @@ PAPER = {
     ("Mask2Former", "Swin-L", "coco"): (50, 41.0, 68.3, 41.9),
 }
 DEMO = {"box": "box", "box_lp": "box+lp", "box_gp": "box+gp", "box_gp_lp": "box+gp+lp", "mask": "mask"}
+# the semantic demo (issue 5): name -> (supervision, variant); DeepLabV3+ on synthetic_seg
+SEMANTIC = {"sem_point": ("point", "point"), "sem_point_gp_lp": ("point", "point+gp+lp"),
+            "sem_scribble": ("scribble", "scribble"), "sem_scribble_gp_lp": ("scribble", "scribble+gp+lp"),
+            "sem_full": ("full", "full")}
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +50,15 @@ def test_schemas_are_valid_json_schemas():
 
 
 def test_registry_loads_and_has_the_three_suites(registry):
-    assert list(registry.suites) == ["demo", "smoke", "paper"]
-    assert set(registry.runnable_suites(base=ROOT)) == {"demo", "smoke"}
+    assert list(registry.suites)[:2] == ["demo", "smoke"]
+    assert {"paper", "ablation", "smoke_ablation"} <= set(registry.suites)
+    runnable = set(registry.runnable_suites(base=ROOT))
+    assert {"demo", "smoke", "ablation", "smoke_ablation"} <= runnable  # paper: see test_paper_suite_*
 
 
 def test_every_model_zoo_entry_with_its_paper_numbers(registry):
-    paper = registry.experiments_in("paper")
+    # the model zoo (Swin-T, not in the zoo, has paper: null)
+    paper = [e for e in registry.experiments_in("paper") if e.framework != "DeepLabV3+" and e.paper is not None]
     found = {(e.framework, e.backbone, e.dataset): e for e in paper}
     assert set(found) == set(PAPER) and len(paper) == len(PAPER)
     for key, (epochs, ap, ap50, ap75) in PAPER.items():
@@ -59,19 +66,28 @@ def test_every_model_zoo_entry_with_its_paper_numbers(registry):
         assert e.epochs == epochs and e.iters is None, e
         assert e.paper == {"AP": ap, "AP50": ap50, "AP75": ap75}, e
         assert e.supervision == "box" and e.variant == reg.APRO_VARIANT
-        assert e.config is None  # the paper configs come with a later issue
+        assert e.config == f"experiments/paper/{e.name}.py" and e.config_path().is_file()
         assert e.suites == ("paper",)
 
 
 def test_demo_entries_are_the_five_variants_with_existing_configs(registry):
     demo = registry.experiments_in("demo")
-    assert [e.name for e in demo] == list(DEMO)
-    for e in demo:
+    assert [e.name for e in demo] == ["stage1"] + list(DEMO)
+    stage1, variants = demo[0], demo[1:]
+    assert stage1.init_from is None and stage1.supervision == "box"
+    for e in variants:
         assert e.variant == DEMO[e.name]
         assert e.supervision == ("mask" if e.name == "mask" else "box")
         assert (e.framework, e.backbone, e.dataset) == ("SOLOv2", "ResNet-18", "synthetic")
         assert e.config == f"experiments/demo/{e.name}.py" and e.config_path().is_file()
         assert e.paper is None and e.iters
+        assert e.init_from == "stage1"  # every variant starts from the same shared stage
+    semantic = registry.experiments_in("demo_semantic")
+    assert [e.name for e in semantic] == list(SEMANTIC)
+    for e in semantic:
+        assert (e.supervision, e.variant) == SEMANTIC[e.name]
+        assert (e.framework, e.backbone, e.dataset) == ("DeepLabV3+", "ResNet-18", "synthetic_seg")
+        assert e.config == f"experiments/semantic/{e.name[len('sem_'):]}.py" and e.config_path().is_file()
 
 
 def test_demo_iters_agree_with_the_configs(registry):
@@ -86,7 +102,7 @@ def test_demo_iters_agree_with_the_configs(registry):
 
 def test_smoke_suite_runs_the_demo_configs_small(registry):
     smoke = registry.jobs("smoke", base=ROOT)
-    assert [j.name for j in smoke] == list(DEMO)
+    assert [j.name for j in smoke] == ["stage1"] + list(DEMO) + list(SEMANTIC)
     tiny = registry.datasets["synthetic_tiny"]
     assert tiny.num_train <= 16 and tiny.num_val <= 8 and tiny.image_size <= 64
     for job in smoke:
@@ -96,26 +112,28 @@ def test_smoke_suite_runs_the_demo_configs_small(registry):
         assert job.done == f"results/smoke/{job.name}/train/done.json"
     demo = registry.job("demo", "box", base=ROOT)
     assert demo.max_iters is None and demo.data_root == "data/synthetic"
+    # the shared stage of a suite is that suite's own training
+    assert demo.init_done == "results/demo/stage1/train/done.json"
+    assert registry.job("smoke", "box", base=ROOT).init_done == "results/smoke/stage1/train/done.json"
+    assert registry.job("demo", "stage1", base=ROOT).init_done is None
 
 
 def test_unknown_suite_and_experiment_name_the_known_ones(registry):
-    with pytest.raises(reg.RegistryError, match=r"unknown suite 'nope'.*known suites: demo, smoke, paper"):
+    with pytest.raises(reg.RegistryError, match=r"unknown suite 'nope'.*known suites: demo, smoke, "):
         registry.jobs("nope")
-    with pytest.raises(reg.RegistryError, match=r"unknown experiment 'nope'.*known experiments: box, box_lp"):
+    with pytest.raises(reg.RegistryError, match=r"unknown experiment 'nope'.*known experiments: stage1, box, box_lp"):
         registry.experiment("nope")
-    with pytest.raises(reg.RegistryError, match=r"nope not in suite 'demo'.*box, box_lp, box_gp, box_gp_lp, mask"):
+    with pytest.raises(reg.RegistryError, match=r"nope not in suite 'demo'.*stage1, box, box_lp, box_gp, box_gp_lp, mask"):
         registry.jobs("demo", "box,nope")
     assert [j.name for j in registry.jobs("demo", "box_gp_lp, box", base=ROOT)] == ["box", "box_gp_lp"]
 
 
-def test_paper_suite_is_not_runnable_and_says_what_is_missing(registry, tmp_path):
-    with pytest.raises(reg.RegistryError) as info:
-        registry.jobs("paper", base=tmp_path)
-    msg = str(info.value)
-    assert "suite 'paper' is not runnable yet" in msg
-    assert "no config yet" in msg and "solov2_r50_voc" in msg and "mask2former_swinl_coco" in msg
-    assert "data/voc/annotations/instances_train.json" in msg
-    assert "runnable suites: demo, smoke" in msg
+def test_paper_suite_box_entries_are_runnable_without_data(registry, tmp_path):
+    # VOC / COCO are downloaded and converted by the workflow (kind: download), so no data is needed up front
+    names = [e.name for e in registry.experiments_in("paper") if e.framework in ("SOLOv2", "Mask2Former")]
+    jobs = registry.jobs("paper", names, base=tmp_path)
+    assert [j.name for j in jobs] == names and {j.data_root for j in jobs} == {"data/voc", "data/coco"}
+    assert registry.datasets["voc"].kind == registry.datasets["coco"].kind == "download"
 
 
 def test_parse_names():
@@ -136,12 +154,20 @@ def _load(tmp_path, data) -> reg.Registry:
     return reg.load_registry(path)
 
 
+# position of the first paper entry in the registry file (entries are added above it over time)
+_P = [e["name"] for e in yaml.safe_load((ROOT / "experiments" / "registry.yaml").read_text())["experiments"]] \
+    .index("solov2_r50_voc")
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d["experiments"][0].pop("variant"), r"'variant' is a required property"),
     (lambda d: d["experiments"][0].update(framework="YOLO"), r"experiments/0/framework"),
-    (lambda d: d["experiments"][5]["paper"].update(AP="38.4"), r"experiments/5/paper"),
-    (lambda d: d["experiments"][5].pop("epochs"), r"experiments/5"),
-    (lambda d: d["experiments"][1].update(name="box"), r"used twice"),
+    (lambda d: d["experiments"][_P]["paper"].update(AP="38.4"), rf"experiments/{_P}/paper"),
+    (lambda d: d["experiments"][_P].pop("epochs"), rf"experiments/{_P}"),
+    (lambda d: d["experiments"][2].update(name="box"), r"used twice"),
+    (lambda d: d["experiments"][1].update(init_from="nope"), r"init_from 'nope' is not an experiment"),
+    (lambda d: d["experiments"][0].update(init_from="box"), r"must be trained from scratch"),
+    (lambda d: d["experiments"][0].update(suites=["demo"]), r"init_from 'stage1' is not in suite\(s\) smoke"),
     (lambda d: d["experiments"][0].update(suites=["demo", "ghost"]), r"suite 'ghost' is not defined.*known suites"),
     (lambda d: d["experiments"][0].update(dataset="imagenet"), r"dataset 'imagenet' is not defined"),
     (lambda d: d["experiments"][0].update(config="experiments/demo/nope.py"), r"config experiments/demo/nope.py does not exist"),
@@ -179,8 +205,8 @@ def test_cli_list(capsys):
     out = capsys.readouterr().out
     for name in list(DEMO) + ["solov2_r50_voc", "mask2former_swinl_coco"]:
         assert name in out
-    assert "paper (10 experiments, not runnable yet)" in out
+    assert f"paper ({len(reg.load_registry().experiments_in('paper'))} experiments, " in out
     assert cli.main(["list", "--suite", "smoke", "--names"]) == 0
-    assert capsys.readouterr().out.split() == list(DEMO)
+    assert capsys.readouterr().out.split() == ["stage1"] + list(DEMO) + list(SEMANTIC)
     assert cli.main(["list", "--suite", "nope"]) == 2
-    assert "known suites: demo, smoke, paper" in capsys.readouterr().err
+    assert "known suites: demo, smoke, " in capsys.readouterr().err

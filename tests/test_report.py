@@ -50,7 +50,7 @@ def test_report_tables_gain_and_wall_times(results):
     rows = _rows(paths["csv"])
     assert list(rows[0])[:len(REQUIRED_COLUMNS)] == REQUIRED_COLUMNS
     by_name = {r["experiment"]: r for r in rows}
-    assert list(by_name) == ["box", "box_lp", "box_gp", "box_gp_lp", "mask"]
+    assert list(by_name)[:6] == ["stage1", "box", "box_lp", "box_gp", "box_gp_lp", "mask"]
     assert by_name["box"]["AP"] == "20.0" and by_name["box"]["AP75"] == "17.25" and by_name["box"]["status"] == "done"
     assert by_name["box_lp"]["AP"] == "" and by_name["box_lp"]["status"] == "not run"
     assert by_name["box_gp_lp"]["variant"] == "box+gp+lp" and by_name["mask"]["supervision"] == "mask"
@@ -71,7 +71,7 @@ def test_report_tables_gain_and_wall_times(results):
 def test_report_with_no_results_lists_everything_as_not_run(tmp_path):
     paths = report.write_report(reg.load_registry(), "demo", tmp_path)
     rows = _rows(paths["csv"])
-    assert len(rows) == 5 and {r["status"] for r in rows} == {"not run"}
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"not run"}
     md = paths["md"].read_text()
     assert "not available yet (box, box_gp_lp not run)" in md
     assert "No job has run yet" in md
@@ -80,18 +80,19 @@ def test_report_with_no_results_lists_everything_as_not_run(tmp_path):
 def test_report_of_the_paper_suite_shows_the_paper_numbers(tmp_path):
     paths = report.write_report(reg.load_registry(), "paper", tmp_path)
     rows = {r["experiment"]: r for r in _rows(paths["csv"])}
-    assert len(rows) == 10
+    assert len(rows) == len(reg.load_registry().experiments_in("paper"))
     assert (rows["solov2_r50_voc"]["paper_AP"], rows["solov2_r50_voc"]["paper_AP50"],
             rows["solov2_r50_voc"]["paper_AP75"]) == ("38.4", "65.4", "39.8")
     assert rows["mask2former_swinl_coco"]["paper_AP"] == "41.0"
-    assert all(r["status"].startswith("not runnable") and r["AP"] == "" for r in rows.values())
+    assert all(r["AP"] == "" for r in rows.values())
+    assert all(r["status"] == ("not run" if r["config"] else "not runnable (no config yet)") for r in rows.values())
     assert "Not available: suite paper has no pair" in paths["md"].read_text()
 
 
 def test_unreadable_metrics_do_not_break_the_report(results):
     (results / reg.metrics_file("demo", "box")).write_text("{\"AP\": 1")
     paths = report.write_report(reg.load_registry(), "demo", results)
-    box = _rows(paths["csv"])[0]
+    box = {r["experiment"]: r for r in _rows(paths["csv"])}["box"]
     assert box["status"] == "unreadable metrics" and box["AP"] == ""
     assert "metrics.json" in paths["md"].read_text()
 
@@ -125,7 +126,25 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
 def test_cli_report_by_hand(results, capsys, monkeypatch):
     monkeypatch.chdir(results)
     assert cli.main(["report", "--suite", "demo"]) == 0
-    assert "3/5 experiments with results" in capsys.readouterr().out
+    assert "3/6 experiments with results" in capsys.readouterr().out
     assert (results / "reports" / "demo" / "summary.md").is_file()
     assert cli.main(["report", "--suite", "nope"]) == 2
     assert "unknown suite 'nope'" in capsys.readouterr().err
+
+
+def test_paper_table_gives_reproduced_minus_paper_and_a_status_per_entry(tmp_path):
+    registry = reg.load_registry()
+    paper = registry.experiment("solov2_r50_voc").paper  # 38.4 / 65.4 / 39.8 in the original README
+    _metrics(tmp_path, "paper", "solov2_r50_voc", 37.0, 66.0, 39.8)
+    log = tmp_path / reg.log_file("train", "paper", "mask2former_r50_voc")  # a training that stopped
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("Traceback ...\n")
+    paths = report.write_report(registry, "paper", tmp_path)
+    rows = {r["experiment"]: r for r in _rows(paths["csv"])}
+    done = rows["solov2_r50_voc"]
+    assert done["status"] == "done"
+    assert [float(done[f"diff_{m}"]) for m in ("AP", "AP50", "AP75")] == pytest.approx(
+        [37.0 - paper["AP"], 66.0 - paper["AP50"], 39.8 - paper["AP75"]])
+    assert rows["mask2former_r50_voc"]["status"] == "failed" and rows["mask2former_r50_voc"]["diff_AP"] == ""
+    assert rows["solov2_r101_voc"]["status"] == "not run"
+    assert "AP - paper" in paths["md"].read_text() and "| -1.4 |" in paths["md"].read_text()

@@ -20,10 +20,11 @@ the training target:
   instances. Each term is switched off by setting it to ``None``.
 
 Guide image of the affinities: the network input as it enters the backbone
-(mean/std normalised), bilinearly resized to the mask-feature size -- what the
-original BoxInstSeg/APro ``BoxSOLOv2Head`` does (its ``solo_target_single``
+(mean/std normalised), bilinearly resized to the mask-feature size. This is
+what BoxInstSeg's ``BoxSOLOv2Head`` does (its ``solo_target_single``
 interpolates the detector's normalised ``img`` to each prediction size and
-builds the tree on it).
+builds the tree on it); the APro release's SOLOv2 head appears to be that file with the
+APro ops swapped in (its body was not available to check).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .box_losses import box_masks_from_boxes, gp_soft_targets, lp_soft_targets, masked_l1_loss, projection_loss
+from .pairwise_baselines import (BOXINST_DEFAULTS, TREE_FILTER_DEFAULTS, boxinst_color_similarity,
+                                 boxinst_pairwise_loss, rgb_to_lab, tree_filter_soft_targets)
 
 __all__ = ["BoxSOLOv2", "BoxSOLOV2Head"]
 
@@ -54,6 +57,10 @@ class BoxSOLOv2(SOLOv2):
 
     def loss(self, batch_inputs: Tensor, batch_data_samples, **kwargs) -> dict:
         x = self.extract_feat(batch_inputs)
+        # mean/std let the BoxInst term recover RGB colours (for Lab) from the normalised input
+        pre = self.data_preprocessor
+        kwargs.setdefault("pixel_mean", getattr(pre, "mean", None))
+        kwargs.setdefault("pixel_std", getattr(pre, "std", None))
         return self.mask_head.loss(x, batch_data_samples, batch_inputs=batch_inputs, **kwargs)
 
 
@@ -85,6 +92,11 @@ class BoxSOLOV2Head(SOLOV2Head):
             iterations=20)`` or None.
         pairwise_warmup_iters: the GP and LP weights ramp up linearly from 0
             over this many training iterations (0: no warm-up).
+        loss_boxinst: BoxInst's colour-similarity pairwise term, ``dict(loss_weight=1.0,
+            kernel_size=3, dilation=2, theta=2.0, color_thresh=0.3)`` or None (default);
+            see :mod:`apro.models.pairwise_baselines`.
+        loss_tree: the tree-filter (TEL) term, ``dict(loss_weight=2.0, zetas=(0.01, 0.07))``
+            or None (default). Both ramp up with the same warm-up as GP and LP.
     """
 
     def __init__(self, *args,
@@ -92,6 +104,8 @@ class BoxSOLOV2Head(SOLOV2Head):
                  loss_gp: Optional[dict] = dict(loss_weight=2.0, zetas=(0.01, 0.07)),
                  loss_lp: Optional[dict] = dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20),
                  pairwise_warmup_iters: int = 0,
+                 loss_boxinst: Optional[dict] = None,
+                 loss_tree: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.loss_proj_cfg = _term_cfg(loss_proj, "loss_proj", dict(loss_weight=3.0))
@@ -103,13 +117,17 @@ class BoxSOLOV2Head(SOLOV2Head):
         if pairwise_warmup_iters < 0:
             raise ValueError(f"BoxSOLOV2Head: pairwise_warmup_iters must be >= 0, got {pairwise_warmup_iters}")
         self.pairwise_warmup_iters = int(pairwise_warmup_iters)
+        self.loss_boxinst_cfg = _term_cfg(loss_boxinst, "loss_boxinst", BOXINST_DEFAULTS)
+        self.loss_tree_cfg = _term_cfg(loss_tree, "loss_tree", TREE_FILTER_DEFAULTS)
 
     # ------------------------------------------------------------------ training
 
     def loss(self, x: Tuple[Tensor], batch_data_samples, positive_infos=None,
-             batch_inputs: Optional[Tensor] = None, **kwargs) -> dict:
+             batch_inputs: Optional[Tensor] = None, pixel_mean: Optional[Tensor] = None,
+             pixel_std: Optional[Tensor] = None, **kwargs) -> dict:
         """Like ``BaseMaskHead.loss`` without touching GT masks (there are none)."""
-        if batch_inputs is None and (self.loss_gp_cfg is not None or self.loss_lp_cfg is not None):
+        self._pixel_mean_std = (pixel_mean, pixel_std)
+        if batch_inputs is None and self._needs_guide():
             raise ValueError("BoxSOLOV2Head.loss: batch_inputs (the network input) is needed by the GP/LP "
                              "terms; use the BoxSOLOv2 detector, which passes it")
         outs = self(x)
@@ -177,6 +195,10 @@ class BoxSOLOV2Head(SOLOV2Head):
             mlvl_pos_indexes.append(pos_index)
         return mlvl_pos_mask_targets, mlvl_labels, mlvl_pos_masks, mlvl_pos_indexes
 
+    def _needs_guide(self) -> bool:
+        return any(c is not None for c in (self.loss_gp_cfg, self.loss_lp_cfg, self.loss_boxinst_cfg,
+                                           self.loss_tree_cfg))
+
     def _pairwise_factor(self) -> float:
         if self.pairwise_warmup_iters <= 0:
             return 1.0
@@ -216,11 +238,12 @@ class BoxSOLOV2Head(SOLOV2Head):
         losses: Dict[str, Tensor] = {}
         zero = mask_feats.sum() * 0
         if num_pos > 0:
-            mask_scores = torch.cat(preds, 0).unsqueeze(1).sigmoid()
+            mask_logits = torch.cat(preds, 0).unsqueeze(1)
+            mask_scores = mask_logits.sigmoid()
             box_masks = torch.cat(targets, 0).unsqueeze(1).to(mask_scores.dtype)
             image_index_t = torch.cat(image_index, 0)
             guide = None
-            if self.loss_gp_cfg is not None or self.loss_lp_cfg is not None:
+            if self._needs_guide():
                 guide = F.interpolate(batch_inputs.detach().float(), size=(feat_h, feat_w),
                                       mode="bilinear", align_corners=False)
             factor = self._pairwise_factor()
@@ -237,8 +260,25 @@ class BoxSOLOV2Head(SOLOV2Head):
                                        cfg["kernel_size"], cfg["zeta"], cfg["iterations"])
                 losses["loss_lp"] = factor * cfg["loss_weight"] * \
                     masked_l1_loss(mask_scores, soft, box_masks).mean()
+            if self.loss_boxinst_cfg is not None:
+                cfg = self.loss_boxinst_cfg
+                mean, std = getattr(self, "_pixel_mean_std", (None, None))
+                if mean is None or std is None:  # plain RGB input: no normalisation to undo
+                    rgb = guide
+                else:
+                    rgb = guide * std.view(1, -1, 1, 1).to(guide) + mean.view(1, -1, 1, 1).to(guide)
+                sim = boxinst_color_similarity(rgb_to_lab(rgb), cfg["kernel_size"], cfg["dilation"],
+                                               cfg["theta"])
+                losses["loss_boxinst"] = factor * cfg["loss_weight"] * boxinst_pairwise_loss(
+                    mask_logits, box_masks, sim, image_index_t, cfg["kernel_size"], cfg["dilation"],
+                    cfg["color_thresh"]).mean()
+            if self.loss_tree_cfg is not None:
+                soft = tree_filter_soft_targets(mask_scores, guide, image_index_t,
+                                                tuple(self.loss_tree_cfg["zetas"]))
+                losses["loss_tree"] = factor * self.loss_tree_cfg["loss_weight"] * \
+                    masked_l1_loss(mask_scores, soft, box_masks).mean()
         else:
-            for name in ("proj", "gp", "lp"):
+            for name in ("proj", "gp", "lp", "boxinst", "tree"):
                 if getattr(self, f"loss_{name}_cfg") is not None:
                     losses[f"loss_{name}"] = zero
 

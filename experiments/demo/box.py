@@ -18,6 +18,7 @@ model = dict(
         loss_proj=dict(loss_weight=3.0),
         loss_gp=None,
         loss_lp=None,
-        # the GP/LP weights ramp up linearly over the first third of the schedule (as BoxInst's
-        # pairwise term); without it LP drives the masks to collapse in this short schedule
-        pairwise_warmup_iters=500))
+        # the pairwise weights ramp up linearly over the first 10% of the schedule (as BoxInst's
+        # pairwise term): stage 1's masks are box-like at first, and a full-weight LP from
+        # iteration 0 can drive them to collapse
+        pairwise_warmup_iters=150))

@@ -11,16 +11,29 @@
 
 def train_inputs(wildcards):
     job = registry_job(wildcards)
-    return {
+    inputs = {
         "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
         "data": job.data_root,
         "validated": apro_registry.validated_marker(job.dataset.name),
     }
+    if job.init_done:  # a shared first stage (registry: init_from) is trained first
+        inputs["init"] = job.init_done
+    return inputs
 
 
 def max_iters_arg(wildcards):
     n = registry_job(wildcards).max_iters
     return f" --max-iters {n}" if n else ""
+
+
+def train_threads(wildcards):
+    """The experiment's own `threads` (registry), else the workflow's train_threads."""
+    return registry_job(wildcards).experiment.threads or config["train_threads"]
+
+
+def init_arg(wildcards):
+    init = registry_job(wildcards).init_done
+    return f" --init-from {init}" if init else ""
 
 
 rule train:
@@ -33,15 +46,16 @@ rule train:
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
         max_iters=max_iters_arg,
+        init=init_arg,
         seed=config["seed"],
     log:
         "results/logs/{suite}/{experiment}.train.log",
     benchmark:
         "results/benchmarks/{suite}/{experiment}.train.tsv"
-    threads: config["train_threads"]
+    threads: train_threads
     resources:
         mem_mb=resources_of("train")["mem_mb"],
         runtime=resources_of("train")["runtime"],
     shell:
         "{APRO} train {params.config} --work-dir {params.work_dir} --data-root {input.data}"
-        " --seed {params.seed} --threads {threads}{params.max_iters} > {log} 2>&1"
+        " --seed {params.seed} --threads {threads}{params.max_iters}{params.init} > {log} 2>&1"

@@ -1,0 +1,163 @@
+"""ImageNet-pretrained backbone weights of the paper configs: where they come from, fetching, checking.
+
+    python -m apro.weights fetch resnet50-0676ba61.pth --out weights/resnet50-0676ba61.pth
+    python -m apro.weights list
+
+Every paper config names its backbone checkpoint as ``weights/<file>``; the
+workflow's ``fetch_weights`` rule downloads it from the public release URL
+below and checks it before it lands there (atomically: a partial download
+never looks finished). Checksums: torchvision's release files carry the first
+8 hex digits of their sha256 in the name (torch.hub's convention), checked as
+a sha256 prefix; the Swin releases publish none, so their sha256 is recorded
+next to the file (``<file>.sha256``) on first download and checked afterwards.
+
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+WEIGHTS_DIR = "weights"
+
+#: file name -> (release URL, sha256 or its published prefix, or None when none is published)
+WEIGHTS: Dict[str, Dict[str, Optional[str]]] = {
+    # torchvision IMAGENET1K_V1 (mmengine's torchvision://resnet50 / resnet101): SOLOv2 configs
+    "resnet50-0676ba61.pth": {"url": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+                              "sha256": "0676ba61"},
+    "resnet101-63fe2227.pth": {"url": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+                               "sha256": "63fe2227"},
+    # torchvision IMAGENET1K_V2: Box2Mask/APro Mask2Former configs
+    "resnet50-11ad3fa6.pth": {"url": "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+                              "sha256": "11ad3fa6"},
+    "resnet101-cd907fc2.pth": {"url": "https://download.pytorch.org/models/resnet101-cd907fc2.pth",
+                               "sha256": "cd907fc2"},
+    # Swin official releases (ImageNet-1k Swin-T, ImageNet-22k Swin-L at 384)
+    "swin_tiny_patch4_window7_224.pth": {
+        "url": "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth",
+        "sha256": None},
+    "swin_large_patch4_window12_384_22k.pth": {
+        "url": "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/"
+               "swin_large_patch4_window12_384_22k.pth",
+        "sha256": None},
+}
+
+
+class FetchError(RuntimeError):
+    """A download that failed or a file that does not match its checksum."""
+
+
+def file_digest(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_digest(path: Union[str, os.PathLike], expected: str, algorithm: str = "sha256") -> str:
+    """Checks ``path`` against ``expected`` (full hex digest or a prefix of >= 8 digits); returns the digest."""
+    expected = expected.lower()
+    if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
+        raise FetchError(f"checksum {expected!r} for {path}: expected at least 8 hex digits of the {algorithm}")
+    got = file_digest(path, algorithm)
+    if not got.startswith(expected):
+        raise FetchError(f"{path}: {algorithm} is {got}, expected {expected}"
+                         f"{'...' if len(expected) < len(got) else ''}; the file is corrupt or not the release file")
+    return got
+
+
+def fetch(url: str, out: Union[str, os.PathLike], expected: Optional[str], algorithm: str = "sha256",
+          what: str = "file") -> str:
+    """Downloads ``url`` to ``out`` (through a temporary file) and checks it; returns its digest.
+
+    A file already at ``out`` is only checked (so files placed by hand are used).
+    With ``expected`` None, the digest is recorded in ``<out>.<algorithm>`` the
+    first time and checked against that record afterwards.
+    """
+    out = Path(out)
+    record = out.with_name(out.name + f".{algorithm}")
+    if expected is None and record.is_file():
+        expected = record.read_text().split()[0]
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        os.close(fd)
+        try:
+            print(f"fetching {what} {url} -> {out}", flush=True)
+            with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 (fixed release URLs)
+                shutil.copyfileobj(r, f, 1 << 20)
+            if expected is not None:
+                check_digest(tmp, expected, algorithm)
+            os.replace(tmp, out)
+        except (OSError, ValueError) as exc:
+            raise FetchError(f"could not download {what} from {url} ({exc}); download it by hand and place it at "
+                             f"{out} (the workflow then only checks its checksum)") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    if expected is None:
+        got = file_digest(out, algorithm)
+        record.write_text(f"{got}  {out.name}\n")
+        print(f"{out}: no published checksum; recorded {algorithm} {got} in {record}", flush=True)
+        return got
+    return check_digest(out, expected, algorithm)
+
+
+def fetch_weights(name: str, out: Union[None, str, os.PathLike] = None, url: Optional[str] = None) -> str:
+    if name not in WEIGHTS:
+        raise FetchError(f"unknown weights file {name!r}; known: {', '.join(WEIGHTS)}")
+    spec = WEIGHTS[name]
+    return fetch(url or spec["url"], out or Path(WEIGHTS_DIR) / name, spec["sha256"], "sha256",
+                 what=f"backbone weights {name}")
+
+
+def weights_in_config(config: Union[str, os.PathLike]) -> List[str]:
+    """The ``weights/<file>`` paths a config (and its local bases) names, e.g. as its backbone checkpoint."""
+    from apro.registry import config_files
+
+    found: List[str] = []
+    for path in config_files(config):
+        try:
+            tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and node.value.startswith(WEIGHTS_DIR + "/") and node.value not in found:
+                found.append(node.value)
+    return found
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m apro.weights", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fetch", help="download and check one weights file")
+    f.add_argument("name", help=f"one of: {', '.join(WEIGHTS)}")
+    f.add_argument("--out", default=None, help="destination (default weights/<name>)")
+    f.add_argument("--url", default=None, help="another source (a mirror, file:// for a local copy)")
+    sub.add_parser("list", help="the known weights files and their URLs")
+    args = p.parse_args(argv)
+    if args.cmd == "list":
+        for name, spec in WEIGHTS.items():
+            print(f"{name}\t{spec['url']}\tsha256:{spec['sha256'] or 'recorded on first download'}")
+        return 0
+    try:
+        digest = fetch_weights(args.name, args.out, args.url)
+    except FetchError as exc:
+        print(f"apro.weights: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok {args.name} sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+# LP kernel size: 7x7 (APro on VOC: 5, on COCO: 3); GP as in APro.
+_base_ = ['../demo/box_gp_lp.py']
+model = dict(mask_head=dict(loss_lp=dict(_delete_=True, loss_weight=1.0, kernel_size=7, zeta=0.15, iterations=20)))

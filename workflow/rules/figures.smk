@@ -1,0 +1,81 @@
+# Stage "figures": affinity figures and the HTML report of a suite, for people.
+#
+#   reports/<suite>/figures/        apro visualize: affinity_<id>.png, instances_<id>.png, figures.json
+#   reports/<suite>/index.html      apro html-report: results, ablation, affinities, ops benchmark, provenance
+#
+# Both take seconds. The instance figures use the suite's APro model (the first
+# box+gp+lp job, else the first box-supervised one) once it is trained.
+
+
+def figures_model_job(wildcards):
+    """The job whose checkpoint the instance figures show, or None (affinity figures only)."""
+    jobs = JOBS if wildcards.suite == SUITE else []
+    for job in jobs:
+        if job.experiment.variant == apro_registry.APRO_VARIANT:
+            return job
+    return next((job for job in jobs if job.experiment.supervision == "box"), None)
+
+
+def figures_inputs(wildcards):
+    jobs = JOBS if wildcards.suite == SUITE else REGISTRY.jobs(wildcards.suite)
+    out = {"data": jobs[0].data_root, "validated": apro_registry.validated_marker(jobs[0].dataset.name)}
+    job = figures_model_job(wildcards)
+    if job is not None:
+        out["done"] = job.done
+    return out
+
+
+def figures_model_args(wildcards):
+    job = figures_model_job(wildcards)
+    return f" --config {shown_path(job.config)} --work-dir {job.work_dir}" if job is not None else ""
+
+
+rule visualize:
+    """`apro visualize`: GP / tree-filter / LP / BoxInst affinities of a picked pixel, and per instance the
+    prediction beside its GP and LP soft pseudo labels."""
+    input:
+        unpack(figures_inputs),
+    output:
+        report(directory("reports/{suite}/figures"), patterns=["{name}.png"], category="Affinities",
+               caption=str(ROOT / "workflow" / "report" / "affinity.rst")),
+    params:
+        model=figures_model_args,
+        images=2,
+    log:
+        "results/logs/{suite}/visualize.log",
+    benchmark:
+        "results/benchmarks/{suite}/visualize.tsv"
+    threads: 1
+    resources:
+        mem_mb=resources_of("report")["mem_mb"],
+        runtime=resources_of("report")["runtime"],
+    shell:
+        "{APRO} visualize --data-root {input.data} --out-dir {output} --images {params.images}{params.model}"
+        " > {log} 2>&1"
+
+
+rule html_report:
+    """`apro html-report --suite SUITE`: reports/<suite>/index.html, self-contained with relative links."""
+    input:
+        metrics=suite_metrics,
+        tables=lambda w: list(apro_registry.report_files(w.suite).values()),
+        figures="reports/{suite}/figures",
+        ops=lambda w: ["reports/benchmarks/ops.csv"] if w.suite in config["ops_benchmark_suites"] else [],
+    output:
+        report("reports/{suite}/index.html", category="APro results",
+               caption=str(ROOT / "workflow" / "report" / "index.rst")),
+        "reports/{suite}/ablation.csv",
+    params:
+        registry=shown_path(_registry_path),
+        out_dir=lambda w: apro_registry.report_dir(w.suite),
+    log:
+        "results/logs/{suite}/html_report.log",
+    benchmark:
+        "results/benchmarks/{suite}/html_report.tsv"
+    threads: 1
+    resources:
+        mem_mb=resources_of("report")["mem_mb"],
+        runtime=resources_of("report")["runtime"],
+    shell:
+        "{APRO} html-report --suite {wildcards.suite} --registry {params.registry} --out-dir {params.out_dir}"
+        " > {log} 2>&1"

@@ -1,0 +1,133 @@
+# Stage "paper": what the paper suite needs besides the common rules: dataset archives and
+# backbone weights (downloaded and checked), VOC/COCO conversion, multi-GPU training.
+#
+#   downloads/<archive>                 fetch_archive (MD5 of the dataset pages)
+#   data/voc/, data/coco/               prepare_voc (apro.data.voc), prepare_coco (apro.data.coco_download)
+#   weights/<file>                      fetch_weights (apro.weights; sha256)
+#   results/paper/<exp>/train/done.json train_paper: `apro train` under torchrun, resources.gpus processes
+#
+# An archive that cannot be downloaded fails naming its URL and where to put it by hand.
+import re
+
+from apro import weights as apro_weights  # noqa: E402  (no torch)
+from apro.data import coco_download as apro_downloads  # noqa: E402
+
+
+def pretrained_weights(job):
+    """weights/<file> named by the job's config (its backbone checkpoint); [] for the demo configs."""
+    return apro_weights.weights_in_config(job.config)
+
+
+rule fetch_archive:
+    """Download one dataset archive and check its MD5 (a file placed there by hand is only checked)."""
+    output:
+        "downloads/{archive}",
+    wildcard_constraints:
+        archive="|".join(re.escape(a) for a in apro_downloads.ARCHIVES),
+    log:
+        "results/logs/data/{archive}.fetch.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=240,
+    shell:
+        "{PYTHON} -m apro.data.coco_download fetch {wildcards.archive} --out {output} > {log} 2>&1"
+
+
+rule prepare_voc:
+    """Unpack VOC 2012 + SBD and convert them to the augmented instance set (10,582 / 1,449 images)."""
+    input:
+        voc="downloads/VOCtrainval_11-May-2012.tar",
+        sbd="downloads/benchmark.tgz",
+    output:
+        directory("data/voc"),
+    log:
+        "results/logs/data/voc.prepare.log",
+    benchmark:
+        "results/benchmarks/data/voc.prepare.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "(rm -rf downloads/voc_src && mkdir -p downloads/voc_src"
+        " && tar -xf {input.voc} -C downloads/voc_src && tar -xzf {input.sbd} -C downloads/voc_src"
+        " && {PYTHON} -m apro.data.voc --voc downloads/voc_src/VOCdevkit/VOC2012"
+        " --sbd downloads/voc_src/benchmark_RELEASE/dataset --out {output}.part"
+        " && mv {output}.part {output} && rm -rf downloads/voc_src) > {log} 2>&1"
+
+
+rule prepare_coco:
+    """Unpack COCO 2017 into data/coco/{train,val,annotations} and check image and instance counts."""
+    input:
+        "downloads/train2017.zip",
+        "downloads/val2017.zip",
+        "downloads/annotations_trainval2017.zip",
+    output:
+        directory("data/coco"),
+    log:
+        "results/logs/data/coco.prepare.log",
+    benchmark:
+        "results/benchmarks/data/coco.prepare.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "{PYTHON} -m apro.data.coco_download coco --downloads downloads --out {output} > {log} 2>&1"
+
+
+rule fetch_weights:
+    """Download one ImageNet-pretrained backbone checkpoint and check its sha256."""
+    output:
+        "weights/{wfile}",
+    wildcard_constraints:
+        wfile="|".join(re.escape(w) for w in apro_weights.WEIGHTS),
+    log:
+        "results/logs/weights/{wfile}.fetch.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=60,
+    shell:
+        "{PYTHON} -m apro.weights fetch {wildcards.wfile} --out {output} > {log} 2>&1"
+
+
+def paper_train_inputs(wildcards):
+    job = registry_job(wildcards)
+    return {
+        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
+        "data": job.data_root,
+        "validated": apro_registry.validated_marker(job.dataset.name),
+        "weights": pretrained_weights(job),
+    }
+
+
+ruleorder: train_paper > train
+
+
+rule train_paper:
+    """Train one paper experiment on resources.gpus GPUs of one node (torchrun; the config sets launcher)."""
+    input:
+        unpack(paper_train_inputs),
+    output:
+        done="results/{suite}/{experiment}/train/done.json",
+    wildcard_constraints:
+        suite="paper",
+    params:
+        config=lambda w: shown_path(registry_job(w).config),
+        work_dir=lambda w: registry_job(w).work_dir,
+        seed=config["seed"],
+    log:
+        "results/logs/{suite}/{experiment}.train.log",
+    benchmark:
+        "results/benchmarks/{suite}/{experiment}.train.tsv"
+    threads: 8
+    resources:
+        gpus=8,
+        mem_mb=64000,
+        runtime=3 * 24 * 60,
+    shell:
+        "{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={resources.gpus}"
+        " -m apro.cli train {params.config} --work-dir {params.work_dir} --data-root {input.data}"
+        " --seed {params.seed} --threads 1 > {log} 2>&1"

@@ -1,0 +1,153 @@
+# Semantic segmentation from points and scribbles (DeepLabV3+, mmseg 1.x).
+#
+#   data/semantic/<dataset>/                     apro make-sparse-labels (dense / point / scribble PNGs)
+#   results/<suite>/<experiment>/train/done.json apro train-semantic   (experiments with framework DeepLabV3+)
+#   results/<suite>/<experiment>/metrics.json    apro evaluate-semantic (mIoU, mmseg's IoUMetric)
+#
+# The train / evaluate outputs have the same paths as the instance rules'
+# (train.smk, evaluate.smk), so the report rule collects both; the wildcard
+# constraints below limit these rules to the registry's DeepLabV3+ experiments
+# and `ruleorder` picks them over the mmdet rules for those.
+#
+# Paper setting (Pascal VOC 2012 + SBD): voc_fetch downloads the public
+# ScribbleSup scribbles and point labels listed in experiments/semantic/voc_sources.yaml
+# and checks their sha256; voc_sparse_labels converts them into
+# data/semantic/voc_aug/train/{scribble,point}/<stem>.png (apro.semantic.voc).
+
+SEMANTIC_FRAMEWORKS = ("DeepLabV3+",)
+SEMANTIC_EXPERIMENTS = [e.name for e in REGISTRY.experiments.values() if e.framework in SEMANTIC_FRAMEWORKS]
+SEMANTIC_SYNTHETIC = [name for name, ds in REGISTRY.datasets.items() if ds.kind == "synthetic"]
+
+
+def semantic_label_dir(dataset):
+    return f"data/semantic/{dataset}"
+
+
+def semantic_inputs(wildcards):
+    job = registry_job(wildcards)
+    return {
+        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
+        "data": job.data_root,
+        "validated": apro_registry.validated_marker(job.dataset.name),
+        "labels": semantic_label_dir(job.dataset.name),
+    }
+
+
+rule make_sparse_labels:
+    """Dense, point and scribble labels of a synthetic dataset (written to a hidden folder, renamed when complete)."""
+    input:
+        data="data/{dataset}",
+        validated="results/data/{dataset}/validated.json",
+    output:
+        directory("data/semantic/{dataset}"),
+    wildcard_constraints:
+        dataset="|".join(SEMANTIC_SYNTHETIC) or "(?!)",
+    params:
+        seed=lambda w: REGISTRY.datasets[w.dataset].seed,
+    log:
+        "results/logs/data/{dataset}.make_sparse_labels.log",
+    benchmark:
+        "results/benchmarks/data/{dataset}.make_sparse_labels.tsv"
+    threads: 1
+    resources:
+        mem_mb=resources_of("make_data")["mem_mb"],
+        runtime=resources_of("make_data")["runtime"],
+    shell:
+        "{APRO} make-sparse-labels {input.data} --out {output} --seed {params.seed} --overwrite > {log} 2>&1"
+
+
+rule train_semantic:
+    """`apro train-semantic CONFIG --work-dir ... --label-root data/semantic/<dataset>` (resumes like `apro train`)."""
+    input:
+        unpack(semantic_inputs),
+    output:
+        done="results/{suite}/{experiment}/train/done.json",
+    wildcard_constraints:
+        experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
+    params:
+        config=lambda w: shown_path(registry_job(w).config),
+        work_dir=lambda w: registry_job(w).work_dir,
+        max_iters=lambda w: f" --max-iters {registry_job(w).max_iters}" if registry_job(w).max_iters else "",
+        seed=config["seed"],
+    log:
+        "results/logs/{suite}/{experiment}.train.log",
+    benchmark:
+        "results/benchmarks/{suite}/{experiment}.train.tsv"
+    threads: config["train_threads"]
+    resources:
+        mem_mb=resources_of("train")["mem_mb"],
+        runtime=resources_of("train")["runtime"],
+    shell:
+        "{APRO} train-semantic {params.config} --work-dir {params.work_dir} --data-root {input.data}"
+        " --label-root {input.labels} --seed {params.seed} --threads {threads}{params.max_iters} > {log} 2>&1"
+
+
+rule evaluate_semantic:
+    """`apro evaluate-semantic CONFIG WORK_DIR --out metrics.json`: mIoU on the dense val labels."""
+    input:
+        unpack(semantic_inputs),
+        done="results/{suite}/{experiment}/train/done.json",
+    output:
+        "results/{suite}/{experiment}/metrics.json",
+    wildcard_constraints:
+        experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
+    params:
+        config=lambda w: shown_path(registry_job(w).config),
+        work_dir=lambda w: registry_job(w).work_dir,
+        seed=config["seed"],
+    log:
+        "results/logs/{suite}/{experiment}.evaluate.log",
+    benchmark:
+        "results/benchmarks/{suite}/{experiment}.evaluate.tsv"
+    threads: config["eval_threads"]
+    resources:
+        mem_mb=resources_of("evaluate")["mem_mb"],
+        runtime=resources_of("evaluate")["runtime"],
+    shell:
+        "{APRO} evaluate-semantic {params.config} {params.work_dir} --data-root {input.data}"
+        " --label-root {input.labels} --out {output} --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+ruleorder: train_semantic > train
+ruleorder: evaluate_semantic > evaluate
+
+
+# ---------------------------------------------------------------- paper setting: VOC 2012
+VOC_SOURCES = str(ROOT / "experiments" / "semantic" / "voc_sources.yaml")
+
+
+rule voc_fetch:
+    """Download one public label archive of voc_sources.yaml and check its sha256 (fails naming the file)."""
+    input:
+        VOC_SOURCES,
+    output:
+        "data/downloads/voc/{source}",
+    wildcard_constraints:
+        source="scribblesup|points",
+    log:
+        "results/logs/data/voc_fetch.{source}.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=60,
+    shell:
+        "{PYTHON} -m apro.semantic.voc fetch {wildcards.source} --sources {input} --out {output} > {log} 2>&1"
+
+
+rule voc_sparse_labels:
+    """ScribbleSup scribbles and point labels -> data/semantic/voc_aug/train/{scribble,point}/<stem>.png."""
+    input:
+        scribblesup="data/downloads/voc/scribblesup",
+        points="data/downloads/voc/points",
+        sources=VOC_SOURCES,
+    output:
+        directory("data/semantic/voc_aug/train"),
+    log:
+        "results/logs/data/voc_sparse_labels.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    shell:
+        "{PYTHON} -m apro.semantic.voc convert --scribblesup {input.scribblesup} --points {input.points}"
+        " --sources {input.sources} --out {output} > {log} 2>&1"
