@@ -27,6 +27,7 @@ model = dict(
     panoptic_head=dict(in_channels=[96, 192, 384, 768]),
     init_cfg=None)
 train_dataloader = dict(batch_size=batch_size)
+auto_scale_lr = dict(enable=False, base_batch_size=8 * batch_size)  # the total batch: 8 GPUs x 4
 backbone_norm_multi = dict(lr_mult=0.1, decay_mult=0.0)
 custom_keys = {
     'backbone': dict(lr_mult=0.1, decay_mult=1.0),
