@@ -192,7 +192,8 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         if max_iters < 1:
             raise TrainError(f"--max-iters: expected a positive integer, got {max_iters}")
         _set_max_iters(cfg, max_iters)
-    ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train", init_from)
+    init = None if init_from is None else init_checkpoint(init_from)  # also checks it early
+    ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train", init)
     import mmdet
     import torch
 
@@ -205,7 +206,7 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         "threads": threads,
         "wall_s": round(wall, 1),  # of this invocation (after a resume: of the resumed part)
         "resumed_from": resumed_from,
-        "init_from": None if init_from is None else str(init_checkpoint(init_from)),
+        "init_from": None if init is None else str(init),
         "versions": {"torch": torch.__version__, "mmdet": mmdet.__version__},
     }
     write_json_atomic(Path(work_dir) / DONE_FILE, done)

@@ -29,6 +29,19 @@ __all__ = ["dice_coefficient_loss", "projection_loss", "gp_soft_targets", "lp_so
            "masked_l1_loss", "gp_loss", "lp_loss", "box_masks_from_boxes"]
 
 
+def loss_term_cfg(cfg: Optional[dict], owner: str, name: str, defaults: dict) -> Optional[dict]:
+    """A loss term's settings: None (the term is off) or ``defaults`` updated with ``cfg``,
+    whose keys must be among the defaults' (a typo fails with the term's name)."""
+    if cfg is None:
+        return None
+    if not isinstance(cfg, dict):
+        raise TypeError(f"{owner}: {name} must be a dict or None, got {type(cfg).__name__}")
+    unknown = set(cfg) - set(defaults)
+    if unknown:
+        raise ValueError(f"{owner}: unknown keys {sorted(unknown)} in {name}; expected some of {sorted(defaults)}")
+    return {**defaults, **cfg}
+
+
 def _check_maps(name: str, t: Tensor) -> None:
     if not isinstance(t, Tensor) or t.dim() != 4 or t.shape[1] != 1:
         shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__

@@ -40,11 +40,14 @@ from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .box_losses import box_masks_from_boxes, gp_soft_targets, lp_soft_targets, masked_l1_loss, projection_loss
+from .box_losses import (box_masks_from_boxes, gp_soft_targets, loss_term_cfg, lp_soft_targets, masked_l1_loss,
+                         projection_loss)
 from .pairwise_baselines import (BOXINST_DEFAULTS, TREE_FILTER_DEFAULTS, boxinst_color_similarity,
                                  boxinst_pairwise_loss, rgb_to_lab, tree_filter_soft_targets)
 
 __all__ = ["BoxSOLOv2", "BoxSOLOV2Head"]
+
+_HEAD = "BoxSOLOV2Head"
 
 
 @MODELS.register_module()
@@ -62,20 +65,6 @@ class BoxSOLOv2(SOLOv2):
         kwargs.setdefault("pixel_mean", getattr(pre, "mean", None))
         kwargs.setdefault("pixel_std", getattr(pre, "std", None))
         return self.mask_head.loss(x, batch_data_samples, batch_inputs=batch_inputs, **kwargs)
-
-
-def _term_cfg(cfg: Optional[dict], name: str, defaults: dict) -> Optional[dict]:
-    if cfg is None:
-        return None
-    if not isinstance(cfg, dict):
-        raise TypeError(f"BoxSOLOV2Head: {name} must be a dict or None, got {type(cfg).__name__}")
-    unknown = set(cfg) - set(defaults)
-    if unknown:
-        raise ValueError(f"BoxSOLOV2Head: unknown keys {sorted(unknown)} in {name}; "
-                         f"expected some of {sorted(defaults)}")
-    out = dict(defaults)
-    out.update(cfg)
-    return out
 
 
 @MODELS.register_module()
@@ -108,17 +97,17 @@ class BoxSOLOV2Head(SOLOV2Head):
                  loss_tree: Optional[dict] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.loss_proj_cfg = _term_cfg(loss_proj, "loss_proj", dict(loss_weight=3.0))
-        self.loss_gp_cfg = _term_cfg(loss_gp, "loss_gp", dict(loss_weight=2.0, zetas=(0.01, 0.07)))
-        self.loss_lp_cfg = _term_cfg(loss_lp, "loss_lp",
-                                     dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
+        self.loss_proj_cfg = loss_term_cfg(loss_proj, _HEAD, "loss_proj", dict(loss_weight=3.0))
+        self.loss_gp_cfg = loss_term_cfg(loss_gp, _HEAD, "loss_gp", dict(loss_weight=2.0, zetas=(0.01, 0.07)))
+        self.loss_lp_cfg = loss_term_cfg(loss_lp, _HEAD, "loss_lp",
+                                         dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
         if self.loss_gp_cfg is not None and len(tuple(self.loss_gp_cfg["zetas"])) < 1:
             raise ValueError("BoxSOLOV2Head: loss_gp.zetas must hold at least one bandwidth")
         if pairwise_warmup_iters < 0:
             raise ValueError(f"BoxSOLOV2Head: pairwise_warmup_iters must be >= 0, got {pairwise_warmup_iters}")
         self.pairwise_warmup_iters = int(pairwise_warmup_iters)
-        self.loss_boxinst_cfg = _term_cfg(loss_boxinst, "loss_boxinst", BOXINST_DEFAULTS)
-        self.loss_tree_cfg = _term_cfg(loss_tree, "loss_tree", TREE_FILTER_DEFAULTS)
+        self.loss_boxinst_cfg = loss_term_cfg(loss_boxinst, _HEAD, "loss_boxinst", BOXINST_DEFAULTS)
+        self.loss_tree_cfg = loss_term_cfg(loss_tree, _HEAD, "loss_tree", TREE_FILTER_DEFAULTS)
 
     # ------------------------------------------------------------------ training
 

@@ -37,7 +37,8 @@ from mmdet.utils import reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .box_losses import box_masks_from_boxes, gp_soft_targets, lp_soft_targets, masked_l1_loss, projection_loss
+from .box_losses import (box_masks_from_boxes, gp_soft_targets, loss_term_cfg, lp_soft_targets, masked_l1_loss,
+                         projection_loss)
 
 __all__ = ["BoxMask2Former", "BoxMask2FormerHead", "BoxProjectionCost"]
 
@@ -82,18 +83,6 @@ class BoxProjectionCost(BaseMatchCost):
         return cost * self.weight
 
 
-def _term_cfg(cfg: Optional[dict], name: str, defaults: dict) -> Optional[dict]:
-    if cfg is None:
-        return None
-    if not isinstance(cfg, dict):
-        raise TypeError(f"BoxMask2FormerHead: {name} must be a dict or None, got {type(cfg).__name__}")
-    unknown = set(cfg) - set(defaults)
-    if unknown:
-        raise ValueError(f"BoxMask2FormerHead: unknown keys {sorted(unknown)} in {name}; "
-                         f"expected some of {sorted(defaults)}")
-    return {**defaults, **cfg}
-
-
 @MODELS.register_module()
 class BoxMask2FormerHead(Mask2FormerHead):
     """Mask2Former head trained from GT boxes only, with APro's GP and LP terms.
@@ -111,10 +100,11 @@ class BoxMask2FormerHead(Mask2FormerHead):
                  loss_gp: Optional[dict] = dict(loss_weight=1.0), loss_lp: Optional[dict] = dict(loss_weight=1.0),
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.loss_proj_cfg = _term_cfg(loss_proj, "loss_proj", dict(loss_weight=5.0))
-        self.loss_gp_cfg = _term_cfg(loss_gp, "loss_gp", dict(loss_weight=1.0, zetas=(0.03, 0.03), size=96))
-        self.loss_lp_cfg = _term_cfg(loss_lp, "loss_lp",
-                                     dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
+        head = "BoxMask2FormerHead"
+        self.loss_proj_cfg = loss_term_cfg(loss_proj, head, "loss_proj", dict(loss_weight=5.0))
+        self.loss_gp_cfg = loss_term_cfg(loss_gp, head, "loss_gp", dict(loss_weight=1.0, zetas=(0.03, 0.03), size=96))
+        self.loss_lp_cfg = loss_term_cfg(loss_lp, head, "loss_lp",
+                                         dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
         if self.loss_gp_cfg is not None:
             if len(tuple(self.loss_gp_cfg["zetas"])) < 1:
                 raise ValueError("BoxMask2FormerHead: loss_gp.zetas must hold at least one bandwidth")

@@ -32,6 +32,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import DATASETS, MODELS
 from mmseg.utils import add_prefix
 
+from apro.models.box_losses import loss_term_cfg
 from apro.semantic.losses import (IGNORE_INDEX, gp_targets, lp_targets, partial_cross_entropy, region_mask,
                                   soft_l1_loss)
 
@@ -60,17 +61,6 @@ class PartialCrossEntropyLoss(nn.Module):
         return self._loss_name
 
 
-def _term(cfg: Optional[dict], name: str, defaults: dict) -> Optional[dict]:
-    if cfg is None:
-        return None
-    if not isinstance(cfg, dict):
-        raise TypeError(f"apro_loss.{name}: expected a dict or None, got {type(cfg).__name__}")
-    unknown = set(cfg) - set(defaults)
-    if unknown:
-        raise ValueError(f"apro_loss.{name}: unknown keys {sorted(unknown)}; expected some of {sorted(defaults)}")
-    return {**defaults, **cfg}
-
-
 @MODELS.register_module()
 class AProEncoderDecoder(EncoderDecoder):
     """EncoderDecoder + APro's soft pseudo-label losses.
@@ -86,9 +76,11 @@ class AProEncoderDecoder(EncoderDecoder):
     def __init__(self, *args, apro_loss: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
         cfg = dict(apro_loss or {})
-        self.loss_gp_cfg = _term(cfg.pop("loss_gp", None), "loss_gp", dict(loss_weight=1.0, zetas=(0.05, 0.07)))
-        self.loss_lp_cfg = _term(cfg.pop("loss_lp", None), "loss_lp",
-                                 dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
+        owner = "AProEncoderDecoder apro_loss"
+        self.loss_gp_cfg = loss_term_cfg(cfg.pop("loss_gp", None), owner, "loss_gp",
+                                         dict(loss_weight=1.0, zetas=(0.05, 0.07)))
+        self.loss_lp_cfg = loss_term_cfg(cfg.pop("loss_lp", None), owner, "loss_lp",
+                                         dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
         self.region = cfg.pop("region", "unlabelled")
         self.warmup_iters = int(cfg.pop("warmup_iters", 0))
         if cfg:
