@@ -5,8 +5,9 @@
 Sections, each built from whatever exists (a missing part is said to be missing,
 never an error):
 
-* **Results**: mask AP per experiment, the paper's numbers beside where the
-  registry has them, and the APro gain (from :mod:`apro.report`);
+* **Results**: mask AP (instance rows) or mIoU (semantic rows) per experiment,
+  the paper's numbers beside where the registry has them, and the APro gains
+  (from :mod:`apro.report`);
 * **Ablation**: the groups of ``experiments/ablation/ablation.yaml`` (pairwise
   terms, GP passes, zeta_g, LP iterations and kernel size, other pairwise
   terms), each a table and a PNG plot of AP against the setting. An
@@ -219,13 +220,23 @@ def build_html(registry: reg.Registry, suite: str, root: Path, out_dir: Path,
         parts.append(f"<p>APro gain ({_e(g['framework'])} {_e(g['backbone'])} on {_e(g['dataset'])}): "
                      f"<b>{g['gain']['AP']:+.1f} mask AP</b> ({_e(g['box']['experiment'])} {_fmt(g['box']['AP'])} "
                      f"&rarr; {_e(g['apro']['experiment'])} {_fmt(g['apro']['AP'])}).</p>")
+    for g in rep.semantic_gains(rows):
+        if g["gain"] is not None:
+            full = f"; dense labels {_fmt(g['full']['mIoU'])}" if g["full"] else ""
+            parts.append(f"<p>APro gain ({_e(g['framework'])} {_e(g['backbone'])} on {_e(g['dataset'])}, "
+                         f"{_e(g['supervision'])} labels): <b>{g['gain']:+.1f} mIoU</b> "
+                         f"({_e(g['base']['experiment'])} {_fmt(g['base']['mIoU'])} &rarr; "
+                         f"{_e(g['apro']['experiment'])} {_fmt(g['apro']['mIoU'])}{full}).</p>")
     has_paper = any(r["paper_AP"] is not None for r in rows)
+    # semantic rows (point / scribble / full supervision) report mIoU instead of mask AP
+    has_miou = any(r["supervision"] in ("point", "scribble", "full") for r in rows)
     header = ["experiment", "framework", "backbone", "dataset", "variant", "schedule", "AP", "AP50", "AP75"] + \
+        (["mIoU"] if has_miou else []) + \
         (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"]
     table = []
     for r in rows:
         cells = [r["experiment"], r["framework"], r["backbone"], r["dataset"], r["variant"], r["schedule"],
-                 _fmt(r["AP"]), _fmt(r["AP50"]), _fmt(r["AP75"])]
+                 _fmt(r["AP"]), _fmt(r["AP50"]), _fmt(r["AP75"])] + ([_fmt(r["mIoU"])] if has_miou else [])
         if has_paper:
             diff = r["AP"] - r["paper_AP"] if r["AP"] is not None and r["paper_AP"] is not None else None
             cells += [_fmt(r["paper_AP"]), _fmt(r["paper_AP50"]), _fmt(r["paper_AP75"]),
@@ -234,6 +245,7 @@ def build_html(registry: reg.Registry, suite: str, root: Path, out_dir: Path,
     parts.append(_table(header, table, "results"))
     also = ", ".join(f'<a href="{n}">{n}</a>' for n in ("results.csv", "summary.html") if (out_dir / n).is_file())
     parts.append("<p>COCO mask AP (%) on the val split (pycocotools); empty where the experiment has not run."
+                 + (" mIoU (%): mmseg's IoUMetric on the dense val labels, for the semantic rows." if has_miou else "")
                  + (f" Also: {also}." if also else "") + "</p>")  # link only what apro report has written
 
     # -- ablation

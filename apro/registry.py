@@ -111,6 +111,7 @@ class Dataset:
     num_val: Optional[int] = None
     image_size: Optional[int] = None
     seed: Optional[int] = None
+    class_hue_width: Optional[float] = None  # synthetic only: colour hints at the class (apro.data.synthetic)
 
     @property
     def path(self) -> str:

@@ -38,6 +38,10 @@ def run_root(tmp_path):
     metrics("smoke", "box", 1.25)
     metrics("smoke", "box_gp_lp", 3.5)
     metrics("smoke_ablation", "ablation_tree", 2.75)
+    for name, miou in (("sem_point", 30.25), ("sem_point_gp_lp", 34.5), ("sem_full", 50.0)):  # semantic rows
+        p = tmp_path / reg.metrics_file("smoke", name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"mIoU": miou, "aAcc": 90.0, "seed": 0, "wall_s": 3.0}))
     bench = tmp_path / reg.benchmark_file("train", "smoke", "box")
     bench.parent.mkdir(parents=True, exist_ok=True)
     bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n12.5\t0:00:12\t321.0\t11.0\n")
@@ -61,6 +65,9 @@ def test_report_sections_values_and_links(run_root):
     assert "<td>1.2</td>" in text or "<td>1.3</td>" in text  # box's AP, one decimal
     assert "+2.2 mask AP" in text or "+2.3 mask AP" in text  # 3.5 - 1.25
     assert "GP affinity test caption" in text and "never shown" not in text
+    assert "<th>mIoU</th>" in text and "<td>34.5</td>" in text  # semantic rows: mIoU column
+    assert "point labels): <b>+4.2 mIoU</b>" in text or "point labels): <b>+4.3 mIoU</b>" in text
+    assert "dense labels 50.0" in text
     assert "<td>GP time</td>" in text and "<td>321</td>" in text  # ops table; max RSS of the benchmark
     assert re.search(r"<td>mmdet</td><td>3\.\d", text)
     assert "experiments/demo/box.py" in text  # config hashes

@@ -71,7 +71,7 @@ def test_every_model_zoo_entry_with_its_paper_numbers(registry):
 
 
 def test_demo_entries_are_the_five_variants_with_existing_configs(registry):
-    demo = registry.experiments_in("demo")
+    demo = [e for e in registry.experiments_in("demo") if e.framework == "SOLOv2"]
     assert [e.name for e in demo] == ["stage1"] + list(DEMO)
     stage1, variants = demo[0], demo[1:]
     assert stage1.init_from is None and stage1.supervision == "box"
@@ -82,9 +82,10 @@ def test_demo_entries_are_the_five_variants_with_existing_configs(registry):
         assert e.config == f"experiments/demo/{e.name}.py" and e.config_path().is_file()
         assert e.paper is None and e.iters
         assert e.init_from == "stage1"  # every variant starts from the same shared stage
-    semantic = registry.experiments_in("demo_semantic")
+    semantic = [e for e in registry.experiments_in("demo") if e.framework != "SOLOv2"]
     assert [e.name for e in semantic] == list(SEMANTIC)
     for e in semantic:
+        assert e.suites == ("demo", "smoke") and e.init_from is None
         assert (e.supervision, e.variant) == SEMANTIC[e.name]
         assert (e.framework, e.backbone, e.dataset) == ("DeepLabV3+", "ResNet-18", "synthetic_seg")
         assert e.config == f"experiments/semantic/{e.name[len('sem_'):]}.py" and e.config_path().is_file()

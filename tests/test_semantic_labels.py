@@ -94,6 +94,34 @@ def test_scribbles_are_thin_connected_strokes_inside_their_regions(seed):
     assert (scr == 0).any()
 
 
+def test_skeleton_is_thin_and_keeps_lines():
+    # a one-pixel line is its own skeleton; a 5-pixel-thick bar thins to a line along its middle
+    line = _rect(20, 30, 10, 11, 3, 27)
+    np.testing.assert_array_equal(L._skeleton(line), line)
+    bar = L._skeleton(_rect(20, 30, 8, 13, 3, 27))
+    assert bar.any() and (bar.sum(axis=0) <= 1).all() and set(np.nonzero(bar)[0]) <= {9, 10, 11}
+    assert bar[:, 8:22].sum(axis=0).min() == 1  # unbroken away from the ends
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_ring_gets_a_curved_stroke_along_it(seed):
+    # protocol 2: an instance's scribble follows its skeleton, so a ring gets an arc, far longer
+    # than any straight chord that stays inside the ring shrunk by the margin
+    h = w = 48
+    ring = _disk(h, w, 24, 24, 16) & ~_disk(h, w, 24, 24, 9)
+    full = L.semantic_label((h, w), [(1, ring)])
+    cfg = L.SparseLabelConfig(bg_scribbles=0, margin=1, max_length=1.0)
+    stroke = L.scribble_label(full, [(1, ring)], np.random.default_rng(seed), cfg) == 1
+    inner = ndimage.binary_erosion(ring, np.ones((3, 3)), iterations=1, border_value=0)
+    assert (stroke <= inner).all()
+    _, n = ndimage.label(stroke, structure=np.ones((3, 3)))
+    assert n == 1
+    assert stroke.sum() >= 30  # the longest chord inside the shrunk ring (radii 10..15): 2 * sqrt(15^2 - 10^2) = 22.4
+    # an arc: it spans both axes
+    ys, xs = np.nonzero(stroke)
+    assert np.ptp(ys) >= 8 and np.ptp(xs) >= 8
+
+
 def test_same_seed_same_labels_other_seed_other_points():
     shape, inst = _scene()
     a = L.sparse_labels(shape, inst, np.random.default_rng(7))

@@ -26,8 +26,8 @@ def _metrics(root, suite, name, miou):
 
 def test_report_has_miou_rows_and_semantic_gain(tmp_path):
     for name, v in (("sem_point", 30.0), ("sem_point_gp_lp", 36.5), ("sem_scribble", 40.0), ("sem_full", 70.0)):
-        _metrics(tmp_path, "demo_semantic", name, v)
-    paths = report.write_report(reg.load_registry(), "demo_semantic", tmp_path)
+        _metrics(tmp_path, "demo", name, v)
+    paths = report.write_report(reg.load_registry(), "demo", tmp_path)
     with open(paths["csv"], newline="") as f:
         rows = {r["experiment"]: r for r in csv.DictReader(f)}
     assert rows["sem_point"]["mIoU"] == "30.0" and rows["sem_point"]["AP"] == ""

@@ -258,3 +258,35 @@ def test_load_minimal_ok(tmp_path):
     p = tmp_path / "ok.json"
     p.write_text(json.dumps(_minimal()))
     assert coco_io.load_coco_annotations(p)["categories"][0]["name"] == "ring"
+
+
+def _hue_distances(root, class_hue_width):
+    """Circular distance between each instance's mean hue and its class's band centre (k-1)/6."""
+    import colorsys
+    data = json.load(open(os.path.join(root, "annotations", "instances_train.json")))
+    by_id = {im["id"]: im for im in data["images"]}
+    out = []
+    for a in data["annotations"]:
+        img = np.asarray(Image.open(os.path.join(root, "train", by_id[a["image_id"]]["file_name"])), np.float64)
+        m = mask_util.decode(a["segmentation"]).astype(bool)
+        hue = colorsys.rgb_to_hsv(*(img[m].mean(0) / 255.0))[0]
+        d = abs(hue - (a["category_id"] - 1) / len(CATEGORIES)) % 1.0
+        out.append(min(d, 1.0 - d))
+    return np.array(out)
+
+
+def test_class_hue_width_makes_colour_hint_at_the_class(tmp_path):
+    # --class-hue-width: an object's hue lies in a band around (k-1)/6 for category k;
+    # without it the hue is anything (the default, used by the instance demo)
+    args = ["--num-train", "30", "--num-val", "2", "--image-size", "64", "--progress-every", "0"]
+    assert synthetic.main([str(tmp_path / "hues")] + args + ["--class-hue-width", "0.1"]) == 0
+    assert synthetic.main([str(tmp_path / "any")] + args) == 0
+    banded, free = _hue_distances(tmp_path / "hues", 0.1), _hue_distances(tmp_path / "any", None)
+    assert banded.size > 40 and free.size > 40
+    # texture (a gradient may pass through other hues), illumination and noise move the mean
+    # hue off the base colour's, so: most instances within the band's half-width (0.05), nearly
+    # all within a sixth's half (where the nearest other class's band starts)
+    assert np.median(banded) < 0.05 and np.mean(banded < 1 / 12) > 0.8
+    assert np.median(free) > 0.15  # uniform hue: 0.25
+    with pytest.raises(ValueError, match="class_hue_width"):
+        generate(tmp_path / "x", class_hue_width=1.5)

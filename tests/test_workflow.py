@@ -52,14 +52,16 @@ def _planned(out: str) -> dict:
 
 def test_plain_dry_run_plans_the_demo_suite():
     """`snakemake --cores 2 -n` with no other argument: the shared stage 1 and the five demo
-    trainings started from it, their evaluations and the reports (plus the ops benchmark)."""
+    trainings started from it, the five semantic trainings, their evaluations and the reports
+    (plus the ops benchmark)."""
     proc = snakemake("--cores", "2", "-n", "--forceall", "--nolock", "-p")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     plan = _planned(out)
     assert plan["train"] == 6 and plan["evaluate"] == 6 and plan["report"] == 1, plan
-    assert "train_semantic" not in plan, plan  # the semantic variants are a suite of their own for now
-    assert plan["make_data"] == 1 and plan["validate_data"] == 1 and plan["all"] == 1, plan
+    assert plan["train_semantic"] == 5 and plan["evaluate_semantic"] == 5 and plan["make_sparse_labels"] == 1, plan
+    # synthetic (instance) and synthetic_seg (semantic, colour hints at the class)
+    assert plan["make_data"] == 2 and plan["validate_data"] == 2 and plan["all"] == 1, plan
     assert plan.get("benchmark_ops") == 1 and plan.get("html_report") == 1, plan
     # stage 1 runs alone (the others wait for it), so it takes both cores (registry: threads)
     assert ("train experiments/demo/stage1.py --work-dir results/demo/stage1/train --data-root data/synthetic"
@@ -69,7 +71,12 @@ def test_plain_dry_run_plans_the_demo_suite():
                 f" --seed 0 --threads {2 if name == 'mask' else 1} --init-from results/demo/stage1/train/done.json >"
                 ) in out, out
         assert f"--out results/demo/{name}/metrics.json" in out
-    assert "make-data data/synthetic --num-train 2000 --num-val 100 --image-size 128 --seed 0" in out
+    assert "make-data data/synthetic --num-train 2000 --num-val 100 --image-size 128 --seed 0 --overwrite" in out
+    assert ("make-data data/synthetic_seg --num-train 2000 --num-val 100 --image-size 80 --seed 0"
+            " --class-hue-width 0.1 --overwrite") in out
+    for name in SEMANTIC:
+        assert (f"train-semantic experiments/semantic/{name[len('sem_'):]}.py --work-dir results/demo/{name}/train"
+                " --data-root data/synthetic_seg --label-root data/semantic/synthetic_seg") in out, out
     assert "report --suite demo" in out
     assert "reports/demo/results.csv" in out and "reports/demo/summary.md" in out
     assert "--max-iters" not in out  # the demo runs the configs' own schedules

@@ -118,13 +118,19 @@ class SyntheticConfig:
         object's base colour and the mean colour of the canvas it covers: high
         enough that colour affinities help, capped so it is not trivial.
     clutter_range: (min, max) number of unannotated clutter items.
+    class_hue_width: None (default): every object's hue is drawn from the whole
+        hue circle, so only shape tells the classes apart. A width in (0, 1]:
+        an object of category k (1..6) takes its hue from a band of that width
+        (a fraction of the circle) centred at (k - 1) / 6, so colour hints at
+        the class, as pretrained features make recognition easy in real data
+        (the semantic demo); the clutter keeps any hue.
     """
 
     def __init__(self, image_size: Union[int, Sequence[int]] = 128, *, max_instances: int = 6,
                  size_range: Tuple[float, float] = (0.18, 0.6), empty_fraction: float = 0.1,
                  min_area: int = 30, min_visible_fraction: float = 0.35,
                  contrast_range: Tuple[float, float] = (0.2, 0.6),
-                 clutter_range: Tuple[int, int] = (4, 12)):
+                 clutter_range: Tuple[int, int] = (4, 12), class_hue_width: Optional[float] = None):
         if isinstance(image_size, (int, np.integer)):
             hw = (int(image_size), int(image_size))
         else:
@@ -143,6 +149,8 @@ class SyntheticConfig:
             raise ValueError(f"contrast_range: expected 0 <= low <= high; got {contrast_range!r}")
         if clutter_range[0] < 0 or clutter_range[1] < clutter_range[0]:
             raise ValueError(f"clutter_range: expected 0 <= min <= max; got {clutter_range!r}")
+        if class_hue_width is not None and not (0.0 < float(class_hue_width) <= 1.0):
+            raise ValueError(f"class_hue_width: expected None or a value in (0, 1]; got {class_hue_width!r}")
         self.image_size = hw
         self.max_instances = int(max_instances)
         self.size_range = (float(size_range[0]), float(size_range[1]))
@@ -151,22 +159,33 @@ class SyntheticConfig:
         self.min_visible_fraction = float(min_visible_fraction)
         self.contrast_range = (float(contrast_range[0]), float(contrast_range[1]))
         self.clutter_range = (int(clutter_range[0]), int(clutter_range[1]))
+        self.class_hue_width = None if class_hue_width is None else float(class_hue_width)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"image_size": list(self.image_size), "max_instances": self.max_instances,
                 "size_range": list(self.size_range), "empty_fraction": self.empty_fraction,
                 "min_area": self.min_area, "min_visible_fraction": self.min_visible_fraction,
-                "contrast_range": list(self.contrast_range), "clutter_range": list(self.clutter_range)}
+                "contrast_range": list(self.contrast_range), "clutter_range": list(self.clutter_range),
+                "class_hue_width": self.class_hue_width}
 
 
 # --------------------------------------------------------------------------- colours and textures
 
-def _hsv(rng: np.random.Generator, s: Tuple[float, float], v: Tuple[float, float]) -> np.ndarray:
-    return np.array(colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(*s), rng.uniform(*v)), np.float32)
+def _hsv(rng: np.random.Generator, s: Tuple[float, float], v: Tuple[float, float],
+         hue: Tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(rng.uniform(*hue) % 1.0, rng.uniform(*s), rng.uniform(*v)), np.float32)
 
 
-def _object_colour(rng: np.random.Generator) -> np.ndarray:
-    return _hsv(rng, (0.2, 0.9), (0.25, 0.95))
+def _object_colour(rng: np.random.Generator, hue: Tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    return _hsv(rng, (0.2, 0.9), (0.25, 0.95), hue)
+
+
+def _class_hue(cfg: "SyntheticConfig", cat: int) -> Tuple[float, float]:
+    """Hue range of an object of category index ``cat`` (0-based)."""
+    if cfg.class_hue_width is None:
+        return (0.0, 1.0)
+    centre = cat / len(CATEGORIES)
+    return (centre - cfg.class_hue_width / 2, centre + cfg.class_hue_width / 2)
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
@@ -407,7 +426,7 @@ def render_image(rng: np.random.Generator, cfg: SyntheticConfig, empty: bool = F
             under = canvas[sl][cover].mean(axis=0)
             best, best_miss = None, math.inf
             for _c in range(40):
-                col = _object_colour(rng)
+                col = _object_colour(rng, _class_hue(cfg, cat))
                 d = float(np.linalg.norm(col - under))
                 miss = max(cfg.contrast_range[0] - d, d - cfg.contrast_range[1], 0.0)
                 if miss < best_miss:
@@ -577,6 +596,9 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--max-instances", type=int, default=6, help="most objects tried per image (default 6)")
     p.add_argument("--empty-fraction", type=float, default=0.1, help="share of images without objects (0.1)")
+    p.add_argument("--class-hue-width", type=float, default=None,
+                   help="hue band per class (fraction of the hue circle; default: any hue, shape alone tells "
+                        "the classes apart)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--progress-every", type=int, default=100, help="progress line every N images (0: quiet)")
     return p
@@ -588,7 +610,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result = generate(args.out_dir, num_train=args.num_train, num_val=args.num_val,
                           image_size=args.image_size, seed=args.seed, overwrite=args.overwrite,
                           progress_every=args.progress_every, max_instances=args.max_instances,
-                          empty_fraction=args.empty_fraction)
+                          empty_fraction=args.empty_fraction, class_hue_width=args.class_hue_width)
     except (FileExistsError, ValueError) as e:
         print(f"apro make-data: error: {e}", file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ rule make_data:
         num_val=lambda w: dataset_spec(w).num_val,
         image_size=lambda w: dataset_spec(w).image_size,
         seed=lambda w: dataset_spec(w).seed,
+        hues=lambda w: "" if dataset_spec(w).class_hue_width is None
+        else f" --class-hue-width {dataset_spec(w).class_hue_width}",
     log:
         "results/logs/data/{dataset}.make_data.log",
     benchmark:
@@ -34,7 +36,7 @@ rule make_data:
         runtime=resources_of("make_data")["runtime"],
     shell:
         "{APRO} make-data {output} --num-train {params.num_train} --num-val {params.num_val}"
-        " --image-size {params.image_size} --seed {params.seed} --overwrite > {log} 2>&1"
+        " --image-size {params.image_size} --seed {params.seed}{params.hues} --overwrite > {log} 2>&1"
 
 
 rule validate_data:
