@@ -222,7 +222,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             ds = reg.effective_dataset(suite, e)
             iters = reg.effective_max_iters(suite, e)
             paper = "" if not e.paper else "  paper AP {AP}/{AP50}/{AP75}".format(**e.paper)
-            print(f"  {e.name:<24} {e.framework:<11} {e.backbone:<10} {ds.name:<15} {e.variant:<10} "
+            print(f"  {e.name:<24} {e.framework:<11} {e.backbone:<10} {ds.name:<15} {e.variant:<14} "
                   f"{(f'{iters} iters' if iters else e.schedule):<10} {e.config or '(no config yet)'}{paper}")
     return 0
 

@@ -383,10 +383,10 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
         page.h2("APro gain, semantic segmentation")
         page.ul(sem_lines)
 
-    page.h2("Mask AP per experiment")
     has_paper = any(r["paper_AP"] is not None for r in rows)
     # the mIoU column only where the suite holds semantic experiments (DeepLabV3+)
     has_miou = any(r["supervision"] in ("point", "scribble", "full") for r in rows)
+    page.h2("Mask AP and mIoU per experiment" if has_miou else "Mask AP per experiment")
     header = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "schedule",
               "AP", "AP50", "AP75"] + (["mIoU"] if has_miou else []) + \
         (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"]
