@@ -218,7 +218,8 @@ def job_times(registry: reg.Registry, suite: str, results_root: os.PathLike = ".
     root = Path(results_root)
     jobs = []
     for ds in registry.datasets_of(suite):
-        for stage in ("make_data", "validate_data"):
+        # make_sparse_labels: the point / scribble labels of a semantic dataset (workflow/rules/semantic.smk)
+        for stage in ("make_data", "validate_data", "make_sparse_labels"):
             b = read_benchmark(root / reg.benchmark_file(stage, "data", ds.name))
             if b:
                 jobs.append({"job": f"{stage} {ds.name}", "source": "benchmark", **b})

@@ -38,6 +38,7 @@ def results(tmp_path):
     _metrics(tmp_path, "demo", "box_gp_lp", 23.5, 47.0, 22.0)
     _metrics(tmp_path, "demo", "mask", 30.0, 55.0, 31.0)
     _bench(tmp_path, "make_data", "data", "synthetic", 12.0)
+    _bench(tmp_path, "make_sparse_labels", "data", "synthetic_seg", 7.0)
     for name, s in (("box", 250.0), ("box_gp_lp", 400.0), ("mask", 240.0)):
         _bench(tmp_path, "train", "demo", name, s, rss=1500.0)
         _bench(tmp_path, "evaluate", "demo", name, 20.0)
@@ -62,6 +63,7 @@ def test_report_tables_gain_and_wall_times(results):
     assert "| box_lp |" in md and "**not run**" in md
     assert "| train box_gp_lp | 0:06:40 | 1500 |" in md  # from the benchmark file
     assert "| make_data synthetic | 12.0 s |" in md
+    assert "| make_sparse_labels synthetic_seg | 7.0 s |" in md  # the semantic labels' step
     html = paths["html"].read_text()
     assert html.startswith("<!DOCTYPE html>") and "<b>+3.5 mask AP</b>" in html and "<table>" in html
     leftovers = [p for p in paths["csv"].parent.iterdir() if p.name.startswith(".")]
