@@ -228,8 +228,7 @@ def build_html(registry: reg.Registry, suite: str, root: Path, out_dir: Path,
                          f"({_e(g['base']['experiment'])} {_fmt(g['base']['mIoU'])} &rarr; "
                          f"{_e(g['apro']['experiment'])} {_fmt(g['apro']['mIoU'])}{full}).</p>")
     has_paper = any(r["paper_AP"] is not None for r in rows)
-    # semantic rows (point / scribble / full supervision) report mIoU instead of mask AP
-    has_miou = any(r["supervision"] in ("point", "scribble", "full") for r in rows)
+    has_miou = rep.has_miou(rows)  # semantic rows report mIoU instead of mask AP
     header = ["experiment", "framework", "backbone", "dataset", "variant", "schedule", "AP", "AP50", "AP75"] + \
         (["mIoU"] if has_miou else []) + \
         (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"]

@@ -173,6 +173,11 @@ def apro_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return gains
 
 
+def has_miou(rows: List[Dict[str, Any]]) -> bool:
+    """Whether any row is a semantic experiment (point / scribble / full supervision), which reports mIoU."""
+    return any(r["supervision"] in ("point", "scribble", "full") for r in rows)
+
+
 def semantic_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Per (framework, backbone, dataset, supervision) with a ``<sup>`` and a ``<sup>+gp+lp`` entry: the mIoU gain."""
     by_key: Dict[Tuple[str, str, str, str], Dict[str, Dict[str, Any]]] = {}
@@ -385,17 +390,16 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
         page.ul(sem_lines)
 
     has_paper = any(r["paper_AP"] is not None for r in rows)
-    # the mIoU column only where the suite holds semantic experiments (DeepLabV3+)
-    has_miou = any(r["supervision"] in ("point", "scribble", "full") for r in rows)
-    page.h2("Mask AP and mIoU per experiment" if has_miou else "Mask AP per experiment")
+    miou = has_miou(rows)  # the mIoU column only where the suite holds semantic experiments
+    page.h2("Mask AP and mIoU per experiment" if miou else "Mask AP per experiment")
     header = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "schedule",
-              "AP", "AP50", "AP75"] + (["mIoU"] if has_miou else []) + \
+              "AP", "AP50", "AP75"] + (["mIoU"] if miou else []) + \
         (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"]
     table = []
     for r in rows:
         cells = [r["experiment"], r["framework"], r["backbone"], r["dataset"], r["supervision"], r["variant"],
                  r["schedule"]] + [_fmt(r[m]) for m in METRICS]
-        if has_miou:
+        if miou:
             cells.append(_fmt(r["mIoU"]))
         if has_paper:
             cells += [_fmt(r[f"paper_{m}"]) for m in METRICS] + [_fmt(r["diff_AP"])]
@@ -405,7 +409,7 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
     page.p("AP, AP50, AP75: COCO mask AP (percent) on the validation split, computed by pycocotools; "
            "empty where the experiment has not run."
            + (" mIoU: mean IoU (percent) of the semantic experiments on the dense val labels, mmseg's "
-              "IoUMetric; instance rows leave it empty, semantic rows leave AP empty." if has_miou else ""))
+              "IoUMetric; instance rows leave it empty, semantic rows leave AP empty." if miou else ""))
     page.ul([f"{r['experiment']}: {note}" for r in rows for note in r["notes"]])
 
     page.h2("Wall time per job")

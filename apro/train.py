@@ -97,7 +97,10 @@ def load_config(config: str, data_root: Optional[str] = None, seed: Optional[int
 
 
 def _set_max_iters(cfg, max_iters: int) -> None:
-    """Shortens/lengthens the schedule, scaling the LR schedule and the pairwise warm-up with it."""
+    """Shortens/lengthens the schedule, scaling the LR schedule and the pairwise warm-ups with it
+    (SOLOv2's ``mask_head.pairwise_warmup_iters``, the semantic segmentor's ``apro_loss.warmup_iters``)."""
+    if max_iters < 1:
+        raise TrainError(f"--max-iters: expected a positive integer, got {max_iters}")
     old = int(cfg.train_cfg.max_iters)
     cfg.train_cfg.max_iters = int(max_iters)
     ratio = max_iters / old
@@ -109,9 +112,10 @@ def _set_max_iters(cfg, max_iters: int) -> None:
                 sched[key] = int(max_iters) if sched[key] >= old else min(int(sched[key]), int(max_iters))
         if "milestones" in sched:
             sched["milestones"] = [max(1, int(round(m * ratio))) for m in sched["milestones"]]
-    head = cfg.get("model", {}).get("mask_head") or {}
-    if head.get("pairwise_warmup_iters"):
-        head["pairwise_warmup_iters"] = max(1, int(round(head["pairwise_warmup_iters"] * ratio)))
+    model = cfg.get("model", {})
+    for owner, key in ((model.get("mask_head"), "pairwise_warmup_iters"), (model.get("apro_loss"), "warmup_iters")):
+        if owner and owner.get(key):
+            owner[key] = max(1, int(round(owner[key] * ratio)))
     ckpt = cfg.default_hooks.get("checkpoint")
     if ckpt is not None and ckpt.get("interval", 1) > max_iters:
         ckpt.interval = int(max_iters)
@@ -189,8 +193,6 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         return done
     cfg = load_config(config, data_root, seed)
     if max_iters is not None:
-        if max_iters < 1:
-            raise TrainError(f"--max-iters: expected a positive integer, got {max_iters}")
         _set_max_iters(cfg, max_iters)
     init = None if init_from is None else init_checkpoint(init_from)  # also checks it early
     ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train", init)

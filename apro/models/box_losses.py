@@ -87,13 +87,22 @@ def gp_soft_targets(mask_scores: Tensor, images: Tensor, image_index: Tensor,
     propagates pass 1's output over the same tree, weighted by pass 1's output
     itself (``zetas[1]``). The tree is built once per image.
     """
-    from apro.ops import global_propagate, minimum_spanning_tree
+    from apro.ops import global_propagate
+
+    return tree_passes(global_propagate, mask_scores, images, image_index, zetas, tree)
+
+
+def tree_passes(propagate, scores: Tensor, images: Tensor, image_index: Tensor, zetas: Sequence[float],
+                tree: Optional[Tensor] = None) -> Tensor:
+    """``propagate(values, guide, tree, zeta, image_index)`` once per bandwidth over each image's MST:
+    pass 1 guided by the image (``zetas[0]``), every later pass by the previous output (``guide=None``)."""
+    from apro.ops import minimum_spanning_tree
 
     if tree is None:
         tree = minimum_spanning_tree(images)
-    soft = global_propagate(mask_scores, images, tree, float(zetas[0]), image_index)
+    soft = propagate(scores, images, tree, float(zetas[0]), image_index)
     for zeta in zetas[1:]:
-        soft = global_propagate(soft, None, tree, float(zeta), image_index)
+        soft = propagate(soft, None, tree, float(zeta), image_index)
     return soft
 
 

@@ -205,14 +205,9 @@ def tree_filter(values: Tensor, guide: Optional[Tensor], tree: Tensor, zeta: flo
 def tree_filter_soft_targets(mask_scores: Tensor, images: Tensor, image_index: Tensor,
                              zetas: Sequence[float] = (0.01, 0.07), tree: Optional[Tensor] = None) -> Tensor:
     """TEL-style soft targets: pass 1 guided by the image, later passes by the previous output (as GP)."""
-    from apro.ops import minimum_spanning_tree
+    from .box_losses import tree_passes
 
-    if tree is None:
-        tree = minimum_spanning_tree(images)
-    soft = tree_filter(mask_scores, images, tree, float(zetas[0]), image_index)
-    for zeta in zetas[1:]:
-        soft = tree_filter(soft, None, tree, float(zeta), image_index)
-    return soft
+    return tree_passes(tree_filter, mask_scores, images, image_index, zetas, tree)
 
 
 def tree_filter_loss(mask_scores: Tensor, box_masks: Tensor, images: Tensor, image_index: Tensor,

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from apro.io import write_json_atomic
-from apro.train import DONE_FILE, TrainError, file_sha256, read_done, run_training, set_threads
+from apro.train import (DONE_FILE, TrainError, _set_max_iters, file_sha256, read_done, run_training,
+                        set_threads)
 
 KINDS = ("full", "point", "scribble")
 
@@ -68,17 +69,6 @@ def load_semantic_config(config: str, data_root: str, label_root: str, seed: Opt
     return cfg
 
 
-def _set_max_iters(cfg, max_iters: int) -> None:
-    """Shortens the schedule, scaling the LR schedule and the APro warm-up with it."""
-    from apro.train import _set_max_iters as set_iters
-
-    old = int(cfg.train_cfg.max_iters)
-    set_iters(cfg, max_iters)
-    apro = cfg.model.get("apro_loss") or {}
-    if apro.get("warmup_iters"):
-        apro["warmup_iters"] = max(1, int(round(apro["warmup_iters"] * max_iters / old)))
-
-
 def _versions() -> dict:
     import mmcv
     import mmengine
@@ -99,8 +89,6 @@ def train(config: str, work_dir: str, data_root: str, label_root: str, seed: int
         return done
     cfg = load_semantic_config(config, data_root, label_root, seed, splits=("train",))
     if max_iters is not None:
-        if max_iters < 1:
-            raise TrainError(f"--max-iters: expected a positive integer, got {max_iters}")
         _set_max_iters(cfg, max_iters)
     ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train-semantic")
     total = int(cfg.train_cfg.max_iters)
