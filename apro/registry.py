@@ -147,6 +147,7 @@ class Experiment:
     iters: Optional[int] = None
     init_from: Optional[str] = None  # an experiment whose final checkpoint starts this one
     threads: Optional[int] = None  # CPU threads of its training (None: the workflow's default)
+    gpus: Optional[int] = None  # GPUs of one paper training (one node, torchrun); the config's num_gpus
     notes: str = ""
 
     def config_path(self, root: Union[str, os.PathLike] = REPO_ROOT) -> Optional[Path]:

@@ -1,6 +1,6 @@
 """ImageNet-pretrained backbone weights of the paper configs: where they come from, fetching, checking.
 
-    python -m apro.weights fetch resnet50-0676ba61.pth --out weights/resnet50-0676ba61.pth
+    python -m apro.weights fetch resnet50-11ad3fa6.pth --out weights/resnet50-11ad3fa6.pth
     python -m apro.weights list
 
 Every paper config names its backbone checkpoint as ``weights/<file>``; the
@@ -30,16 +30,12 @@ WEIGHTS_DIR = "weights"
 
 #: file name -> (release URL, sha256 or its published prefix, or None when none is published)
 WEIGHTS: Dict[str, Dict[str, Optional[str]]] = {
-    # torchvision IMAGENET1K_V1 (mmengine's torchvision://resnet50 / resnet101): SOLOv2 configs
-    "resnet50-0676ba61.pth": {"url": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
-                              "sha256": "0676ba61"},
-    "resnet101-63fe2227.pth": {"url": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
-                               "sha256": "63fe2227"},
-    # torchvision IMAGENET1K_V2: Box2Mask/APro Mask2Former configs
+    # the files the APro release's configs name (SOLOv2 and Mask2Former alike): torchvision's
+    # IMAGENET1K_V2 ResNet-50 and the ResNet-101 of its new training recipe
     "resnet50-11ad3fa6.pth": {"url": "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
                               "sha256": "11ad3fa6"},
-    "resnet101-cd907fc2.pth": {"url": "https://download.pytorch.org/models/resnet101-cd907fc2.pth",
-                               "sha256": "cd907fc2"},
+    "resnet101-b641f3a9.pth": {"url": "https://download.pytorch.org/models/resnet101-b641f3a9.pth",
+                               "sha256": "b641f3a9"},
     # Swin official releases (ImageNet-1k Swin-T, ImageNet-22k Swin-L at 384)
     "swin_tiny_patch4_window7_224.pth": {
         "url": "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/swin_tiny_patch4_window7_224.pth",

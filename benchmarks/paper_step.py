@@ -56,10 +56,8 @@ def train_image_hw(cfg) -> Tuple[int, int]:
 
 
 def gpus_of(cfg) -> int:
-    """GPUs the schedule assumes: total batch (auto_scale_lr.base_batch_size) / per-GPU batch."""
-    per_gpu = int(cfg.train_dataloader.batch_size)
-    total = int((cfg.get("auto_scale_lr") or {}).get("base_batch_size", 8 * per_gpu))
-    return max(1, total // per_gpu)
+    """GPUs the schedule assumes: the config's ``num_gpus`` (the release's count; registry ``gpus``)."""
+    return int(cfg.num_gpus)
 
 
 def projected_gpu_hours(sec_per_iter: float, max_iters: int, gpus: int) -> float:

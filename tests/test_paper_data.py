@@ -1,6 +1,7 @@
 """Offline tests of the paper suite's data, weights, report status and dry runs (tiny stand-ins)."""
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -12,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ["solov2_r50_voc", "solov2_r101_voc", "solov2_r50_coco", "solov2_r101_coco", "mask2former_r50_voc",
          "mask2former_r101_voc", "mask2former_swinl_voc", "mask2former_r50_coco", "mask2former_r101_coco",
-         "mask2former_swinl_coco", "mask2former_swint_coco"]
+         "mask2former_swinl_coco", "mask2former_swint_coco", "mask2former_swint_voc"]
 
 
 def _png(path, arr):
@@ -122,8 +123,9 @@ def test_fetch_checks_checksum(tmp_path):
 def test_weights_named_by_configs_are_known():
     from apro import weights
 
-    want = {"solov2_r50_voc": "resnet50-0676ba61.pth", "solov2_r101_coco": "resnet101-63fe2227.pth",
-            "mask2former_r50_coco": "resnet50-11ad3fa6.pth", "mask2former_r101_voc": "resnet101-cd907fc2.pth",
+    # the files the release's configs name (experiments/paper/original_recipes.yaml gives the lines)
+    want = {"solov2_r50_voc": "resnet50-11ad3fa6.pth", "solov2_r101_coco": "resnet101-b641f3a9.pth",
+            "mask2former_r50_coco": "resnet50-11ad3fa6.pth", "mask2former_r101_voc": "resnet101-b641f3a9.pth",
             "mask2former_swint_coco": "swin_tiny_patch4_window7_224.pth",
             "mask2former_swinl_voc": "swin_large_patch4_window12_384_22k.pth"}
     for name in PAPER:
@@ -187,7 +189,7 @@ def test_paper_report_statuses(tmp_path):
 def test_paper_dry_run_plans_every_job(tmp_path, profile):
     if profile == "slurm":
         pytest.importorskip("snakemake_executor_plugin_slurm")
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--directory", str(tmp_path),
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--directory", str(tmp_path),
            "--config", "suite=paper", "experiments=" + ",".join(PAPER)]
     cmd += ["--profile", str(ROOT / "workflow" / "profiles" / "slurm")] if profile else ["--cores", "2"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -198,4 +200,8 @@ def test_paper_dry_run_plans_every_job(tmp_path, profile):
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in text.splitlines()
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
     assert counts["train_paper"] == len(PAPER) and counts["evaluate"] == len(PAPER)
-    assert counts["fetch_weights"] == 6 and counts["prepare_voc"] == 1 and counts["prepare_coco"] == 1
+    # torchrun gets each entry's GPU count (the release's: SOLOv2 VOC 4, COCO 8; Mask2Former 4)
+    for name, gpus in (("solov2_r50_voc", 4), ("solov2_r101_coco", 8), ("mask2former_swinl_coco", 4)):
+        assert re.search(rf"--nproc_per_node={gpus} -m apro.cli train \S*experiments/paper/{name}\.py", text), name
+    # resnet50-11ad3fa6, resnet101-b641f3a9 (the release's two ImageNet files) and the two Swin releases
+    assert counts["fetch_weights"] == 4 and counts["prepare_voc"] == 1 and counts["prepare_coco"] == 1

@@ -23,10 +23,11 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["dice_coefficient_loss", "projection_loss", "gp_soft_targets", "lp_soft_targets",
-           "masked_l1_loss", "gp_loss", "lp_loss", "box_masks_from_boxes"]
+           "masked_l1_loss", "gp_loss", "lp_loss", "box_masks_from_boxes", "release_box_masks"]
 
 
 def loss_term_cfg(cfg: Optional[dict], owner: str, name: str, defaults: dict) -> Optional[dict]:
@@ -154,3 +155,27 @@ def box_masks_from_boxes(boxes: Tensor, height: int, width: int, stride: float =
     in_x = (xs[None] >= x0[:, None]) & (xs[None] < x1[:, None])
     in_y = (ys[None] >= y0[:, None]) & (ys[None] < y1[:, None])
     return (in_y[:, :, None] & in_x[:, None, :]).to(torch.float32)
+
+
+def release_box_masks(boxes: Tensor, height: int, width: int, size: Sequence[int]) -> Tensor:
+    """The APro release's box masks of ``(K, 4)`` xyxy boxes on a ``height x width`` input, at ``size``.
+
+    The release draws each box on the input with ``GenerateBoxMask`` (the box
+    rounded, rows ``y0..y1`` and columns ``x0..x1`` inclusive) and shrinks it to
+    a loss size with ``mmcv.imrescale`` (OpenCV's bilinear resize of a 0/1
+    uint8 image, rounded half up). The mask is separable, so both steps run per
+    axis here. Returns a ``(K, size[0], size[1])`` float tensor of 0/1.
+    """
+    if boxes.dim() != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must be (K, 4) xyxy, got {tuple(boxes.shape)}")
+    out_h, out_w = int(size[0]), int(size[1])
+    if boxes.shape[0] == 0:
+        return boxes.new_zeros((0, out_h, out_w), dtype=torch.float32)
+    r = boxes.detach().to(torch.float32).round()  # numpy's and torch's round: half to even
+    ys = torch.arange(height, device=boxes.device, dtype=torch.float32)
+    xs = torch.arange(width, device=boxes.device, dtype=torch.float32)
+    rows = ((ys[None] >= r[:, 1:2]) & (ys[None] <= r[:, 3:4])).to(torch.float32)
+    cols = ((xs[None] >= r[:, 0:1]) & (xs[None] <= r[:, 2:3])).to(torch.float32)
+    rows = F.interpolate(rows[:, None], size=out_h, mode="linear", align_corners=False)[:, 0]
+    cols = F.interpolate(cols[:, None], size=out_w, mode="linear", align_corners=False)[:, 0]
+    return ((rows[:, :, None] * cols[:, None, :]) >= 0.5).to(torch.float32)

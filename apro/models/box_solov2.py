@@ -4,50 +4,70 @@
   (normalised) network input to the mask head, which needs it for the
   affinities;
 * :class:`BoxSOLOV2Head` -- mmdet's ``SOLOV2Head`` with box-only targets and
-  the box-supervised mask loss ``w_proj * L_proj + w_gp * L_gp + w_lp * L_lp``.
+  the box-supervised mask loss ``w_proj * L_proj + w_gp * L_gp + w_lp * L_lp``;
+* :class:`AProMaskFeatModule` -- the mask-feature branch as the APro release
+  builds it (no norm, no bias, a plain 1x1 output conv).
 
-Network, forward pass and inference are mmdet's, unchanged. What differs is
-the training target:
+Forward pass and inference are mmdet's ``SOLOV2Head``'s (the same algorithm
+as the release's ``get_seg``). The architecture is the config's: the paper
+configs build the release's head (256-channel towers, ``conv_kernel_size=1``,
+``AProMaskFeatModule``) so that every parameter has the release's shape; the
+demo keeps mmdet's. What differs from mmdet is the training target:
 
-* the instance masks are never read (the configs do not even load them): the
-  target of every positive grid cell is its GT **box** rasterised at the
-  mask-feature resolution;
-* the grid cells that are positive for an instance are SOLOv2's, with the box
-  centre taking the place of the mask's centre of mass;
+* the instance masks are never read (the configs do not load them): the
+  target of every positive grid cell is its GT **box**;
 * the mask loss is the projection term (BoxInst's dice on the max projections
   onto the axes) plus APro's global (GP) and local (LP) propagation terms,
   each ``sum(|p - soft target| * box) / box area``, averaged over the positive
-  instances. Each term is switched off by setting it to ``None``.
+  instances of all levels. Each term is switched off by setting it to ``None``.
+
+The loss layout follows the APro release's ``BoxSOLOv2Head``
+(``mmdet/models/dense_heads/box_solov2_head.py`` of CircleRadon/APro at
+8251a9e, "O:SH" below) unless a config pins otherwise:
+
+* ``loss_strides=(4, 4, 8, 16, 16)``: level i's mask predictions are resized
+  bilinearly to stride ``loss_strides[i]`` (O:SH:213-214), and its box masks,
+  guide image, tree and LP run at that size (O:SH:392, 413, 436). The box mask
+  is the release's ``GenerateBoxMask`` (rounded box, inclusive rows and
+  columns) downsampled as ``mmcv.imrescale`` does (bilinear, rounded).
+  ``loss_strides=None``: every level at the mask-feature grid, with boxes
+  rasterised by cell centre (the demo's layout);
+* ``min_box_pixels=10``: an instance whose box mask has fewer pixels is not a
+  positive (O:SH:416-417);
+* the positive cells are SOLOv2's around the box mask's centre of mass.
 
 Guide image of the affinities: the network input as it enters the backbone
-(mean/std normalised), bilinearly resized to the mask-feature size. This is
-what BoxInstSeg's ``BoxSOLOv2Head`` does (its ``solo_target_single``
-interpolates the detector's normalised ``img`` to each prediction size and
-builds the tree on it); the APro release's SOLOv2 head appears to be that file with the
-APro ops swapped in (its body was not available to check).
+(mean/std normalised, padded), bilinearly resized to the loss size, as the
+release's ``solo_target_single`` does (O:SH:392).
 """
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import ConvModule
 from mmdet.models.dense_heads import SOLOV2Head
+from mmdet.models.dense_heads.solov2_head import MaskFeatModule
 from mmdet.models.detectors import SOLOv2
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
+from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .box_losses import (box_masks_from_boxes, gp_soft_targets, loss_term_cfg, lp_soft_targets, masked_l1_loss,
-                         projection_loss)
+                         projection_loss, release_box_masks)
 from .pairwise_baselines import (BOXINST_DEFAULTS, TREE_FILTER_DEFAULTS, boxinst_color_similarity,
                                  boxinst_pairwise_loss, rgb_to_lab, tree_filter_soft_targets)
 
-__all__ = ["BoxSOLOv2", "BoxSOLOV2Head"]
+__all__ = ["AProMaskFeatModule", "BoxSOLOv2", "BoxSOLOV2Head"]
 
 _HEAD = "BoxSOLOV2Head"
+#: the APro release's loss stride of each level: ``featmap_size * 2`` of strides 8, 8, 16, 32, 32 (O:SH:214)
+RELEASE_LOSS_STRIDES = (4, 4, 8, 16, 16)
 
 
 @MODELS.register_module()
@@ -68,6 +88,41 @@ class BoxSOLOv2(SOLOv2):
 
 
 @MODELS.register_module()
+class AProMaskFeatModule(MaskFeatModule):
+    """SOLOv2's mask-feature branch as the APro release builds it (O:SH:79-128, 160-161, 199-204).
+
+    The same layout as mmdet's ``MaskFeatModule`` (level i: i blocks of 3x3 conv
+    + ReLU + 2x upsampling, coordinates added at the last level, the levels
+    summed), but the release builds its 3x3 convs with ``norm_cfg=None`` and
+    ``bias=False`` and predicts with a plain ``nn.Conv2d`` 1x1 (with bias, no
+    norm, no activation). ``norm_cfg`` must be None.
+    """
+
+    def _init_layers(self) -> None:
+        if self.norm_cfg is not None:
+            raise ValueError(f"AProMaskFeatModule: the release's mask branch has no norm; got norm_cfg={self.norm_cfg}")
+
+        def conv(in_channels: int) -> ConvModule:
+            return ConvModule(in_channels, self.feat_channels, 3, padding=1, conv_cfg=self.conv_cfg, norm_cfg=None,
+                              bias=False, inplace=False)
+
+        self.convs_all_levels = nn.ModuleList()
+        for i in range(self.start_level, self.end_level + 1):
+            level = nn.Sequential()
+            for j in range(max(i, 1)):
+                if j > 0:
+                    chn = self.feat_channels
+                else:  # the coordinates join the last level's input (O:SH:96-97)
+                    chn = self.in_channels + 2 if 0 < i == self.end_level else self.in_channels
+                level.add_module(f"conv{j}", conv(chn))
+                if i > 0:
+                    level.add_module(f"upsample{j}", nn.Upsample(scale_factor=2, mode="bilinear",
+                                                                 align_corners=False))
+            self.convs_all_levels.append(level)
+        self.conv_pred = nn.Conv2d(self.feat_channels, self.out_channels, 1, padding=0)
+
+
+@MODELS.register_module()
 class BoxSOLOV2Head(SOLOV2Head):
     """SOLOv2 head trained from GT boxes only, with APro's GP and LP terms.
 
@@ -79,8 +134,17 @@ class BoxSOLOV2Head(SOLOV2Head):
             ``zetas[1]``.
         loss_lp: ``dict(loss_weight=1.0, kernel_size=5, zeta=0.15,
             iterations=20)`` or None.
+        loss_strides: the stride at which each level's mask loss is computed
+            (default: the release's ``(4, 4, 8, 16, 16)``), or None: every level
+            at the mask-feature grid (see the module docstring).
+        min_box_pixels: instances whose box mask has fewer pixels are no
+            positives (the release: 10; 0 keeps every box).
+        conv_kernel_size: spatial size of the kernel-prediction conv
+            ``conv_kernel`` (mmdet: 3; the release's ``solo_kernel``: 1).
+        mask_feature_head: as mmdet's; ``type='AProMaskFeatModule'`` builds the
+            release's mask branch instead of mmdet's ``MaskFeatModule``.
         pairwise_warmup_iters: the GP and LP weights ramp up linearly from 0
-            over this many training iterations (0: no warm-up).
+            over this many training iterations (0: no warm-up; not in the release).
         loss_boxinst: BoxInst's colour-similarity pairwise term, ``dict(loss_weight=1.0,
             kernel_size=3, dilation=2, theta=2.0, color_thresh=0.3)`` or None (default);
             see :mod:`apro.models.pairwise_baselines`.
@@ -89,25 +153,52 @@ class BoxSOLOV2Head(SOLOV2Head):
     """
 
     def __init__(self, *args,
+                 mask_feature_head: dict,
                  loss_proj: Optional[dict] = dict(loss_weight=3.0),
                  loss_gp: Optional[dict] = dict(loss_weight=2.0, zetas=(0.01, 0.07)),
                  loss_lp: Optional[dict] = dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20),
+                 loss_strides: Optional[Sequence[int]] = RELEASE_LOSS_STRIDES,
+                 min_box_pixels: int = 10,
+                 conv_kernel_size: int = 3,
                  pairwise_warmup_iters: int = 0,
                  loss_boxinst: Optional[dict] = None,
                  loss_tree: Optional[dict] = None,
                  **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        if conv_kernel_size < 1 or conv_kernel_size % 2 == 0:
+            raise ValueError(f"{_HEAD}: conv_kernel_size must be a positive odd number, got {conv_kernel_size}")
+        self.conv_kernel_size = int(conv_kernel_size)  # read by _init_layers, which super().__init__ calls
+        mask_feature_head = ConfigDict(mask_feature_head)  # a copy; mmdet's __init__ sets its in_channels
+        feat_type = mask_feature_head.pop("type", None)
+        super().__init__(*args, mask_feature_head=mask_feature_head, **kwargs)
+        if feat_type is not None:  # mmdet builds MaskFeatModule itself; replace it with the one asked for
+            self.mask_feature_head = MODELS.build(dict(type=feat_type, **mask_feature_head))
+            self.mask_stride = self.mask_feature_head.mask_stride
         self.loss_proj_cfg = loss_term_cfg(loss_proj, _HEAD, "loss_proj", dict(loss_weight=3.0))
         self.loss_gp_cfg = loss_term_cfg(loss_gp, _HEAD, "loss_gp", dict(loss_weight=2.0, zetas=(0.01, 0.07)))
         self.loss_lp_cfg = loss_term_cfg(loss_lp, _HEAD, "loss_lp",
                                          dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
         if self.loss_gp_cfg is not None and len(tuple(self.loss_gp_cfg["zetas"])) < 1:
             raise ValueError("BoxSOLOV2Head: loss_gp.zetas must hold at least one bandwidth")
+        if loss_strides is not None:
+            loss_strides = tuple(int(s) for s in loss_strides)
+            if len(loss_strides) != self.num_levels or min(loss_strides) < 1:
+                raise ValueError(f"{_HEAD}: loss_strides must give one positive stride per level "
+                                 f"({self.num_levels}), got {loss_strides}")
+        self.loss_strides = loss_strides
+        if min_box_pixels < 0:
+            raise ValueError(f"{_HEAD}: min_box_pixels must be >= 0, got {min_box_pixels}")
+        self.min_box_pixels = int(min_box_pixels)
         if pairwise_warmup_iters < 0:
             raise ValueError(f"BoxSOLOV2Head: pairwise_warmup_iters must be >= 0, got {pairwise_warmup_iters}")
         self.pairwise_warmup_iters = int(pairwise_warmup_iters)
         self.loss_boxinst_cfg = loss_term_cfg(loss_boxinst, _HEAD, "loss_boxinst", BOXINST_DEFAULTS)
         self.loss_tree_cfg = loss_term_cfg(loss_tree, _HEAD, "loss_tree", TREE_FILTER_DEFAULTS)
+
+    def _init_layers(self) -> None:
+        super()._init_layers()
+        if self.conv_kernel_size != 3:
+            self.conv_kernel = nn.Conv2d(self.feat_channels, self.kernel_out_channels, self.conv_kernel_size,
+                                         padding=self.conv_kernel_size // 2)
 
     # ------------------------------------------------------------------ training
 
@@ -124,12 +215,20 @@ class BoxSOLOV2Head(SOLOV2Head):
         return self.loss_by_feat(*outs, batch_gt_instances=batch_gt_instances,
                                  batch_img_metas=batch_img_metas, batch_inputs=batch_inputs)
 
+    def loss_sizes(self, feat_h: int, feat_w: int) -> List[Tuple[int, int]]:
+        """The ``(h, w)`` of each level's mask loss for a mask-feature map of ``feat_h x feat_w``."""
+        if self.loss_strides is None:
+            return [(feat_h, feat_w)] * self.num_levels
+        in_h, in_w = feat_h * self.mask_stride, feat_w * self.mask_stride
+        return [(max(1, in_h // s), max(1, in_w // s)) for s in self.loss_strides]
+
     def _get_targets_single(self, gt_instances: InstanceData, featmap_sizes: Optional[list] = None) -> tuple:
         """SOLOv2 targets of one image from its boxes (masks are never read).
 
-        Returns, per level: ``(num_pos, h, w)`` uint8 box masks, the
-        ``(num_grid, num_grid)`` category labels, the ``(num_grid**2,)``
-        positive flags and the list of positive grid indexes.
+        Returns, per level: ``(num_pos, h, w)`` uint8 box masks at the level's
+        loss size (:meth:`loss_sizes`), the ``(num_grid, num_grid)`` category
+        labels, the ``(num_grid**2,)`` positive flags and the list of positive
+        grid indexes.
         """
         gt_labels = gt_instances.labels
         device = gt_labels.device
@@ -141,19 +240,34 @@ class BoxSOLOV2Head(SOLOV2Head):
         widths = gt_bboxes[:, 2] - gt_bboxes[:, 0]
         heights = gt_bboxes[:, 3] - gt_bboxes[:, 1]
         gt_areas = torch.sqrt(widths.clamp(min=0) * heights.clamp(min=0))
-        box_masks = box_masks_from_boxes(gt_bboxes, feat_h, feat_w, self.mask_stride).to(torch.uint8)
+        sizes = self.loss_sizes(feat_h, feat_w)
+        if self.loss_strides is None:
+            masks_of_size = {sizes[0]: box_masks_from_boxes(gt_bboxes, feat_h, feat_w, self.mask_stride)}
+            centres = None  # the box centre, below
+            keep = (widths > 0) & (heights > 0)
+        else:  # the release's GenerateBoxMask: rounded box, inclusive rows and columns (O:LOAD:654-658)
+            masks_of_size = {s: release_box_masks(gt_bboxes, upsampled_h, upsampled_w, s) for s in set(sizes)}
+            r = gt_bboxes.detach().round()
+            y0, x0 = r[:, 1].clamp(0, upsampled_h - 1), r[:, 0].clamp(0, upsampled_w - 1)
+            y1, x1 = r[:, 3].clamp(max=upsampled_h - 1), r[:, 2].clamp(max=upsampled_w - 1)
+            centres = torch.stack([0.5 * (y0 + y1), 0.5 * (x0 + x1)], 1)  # centre of mass of that mask
+            pixels = (y1 - y0 + 1).clamp(min=0) * (x1 - x0 + 1).clamp(min=0)
+            keep = pixels >= max(self.min_box_pixels, 1)
 
         mlvl_pos_mask_targets, mlvl_labels, mlvl_pos_masks, mlvl_pos_indexes = [], [], [], []
-        for (lower_bound, upper_bound), num_grid in zip(self.scale_ranges, self.num_grids):
+        for (lower_bound, upper_bound), num_grid, size in zip(self.scale_ranges, self.num_grids, sizes):
+            box_masks = masks_of_size[size].to(torch.uint8)
             labels = torch.full((num_grid, num_grid), self.num_classes, dtype=torch.int64, device=device)
             pos_mask = torch.zeros(num_grid ** 2, dtype=torch.bool, device=device)
             pos_index: List[int] = []
             mask_target: List[Tensor] = []
-            gt_inds = ((gt_areas >= lower_bound) & (gt_areas <= upper_bound)
-                       & (widths > 0) & (heights > 0)).nonzero().flatten().tolist()
+            gt_inds = ((gt_areas >= lower_bound) & (gt_areas <= upper_bound) & keep).nonzero().flatten().tolist()
             for k in gt_inds:
                 x0, y0, x1, y1 = (float(v) for v in gt_bboxes[k])
-                center_h, center_w = 0.5 * (y0 + y1), 0.5 * (x0 + x1)
+                if centres is None:
+                    center_h, center_w = 0.5 * (y0 + y1), 0.5 * (x0 + x1)
+                else:
+                    center_h, center_w = float(centres[k, 0]), float(centres[k, 1])
                 half_h = 0.5 * (y1 - y0) * self.pos_scale
                 half_w = 0.5 * (x1 - x0) * self.pos_scale
 
@@ -178,7 +292,7 @@ class BoxSOLOV2Head(SOLOV2Head):
             if mask_target:
                 mlvl_pos_mask_targets.append(torch.stack(mask_target, 0))
             else:
-                mlvl_pos_mask_targets.append(torch.zeros((0, feat_h, feat_w), dtype=torch.uint8, device=device))
+                mlvl_pos_mask_targets.append(torch.zeros((0, *size), dtype=torch.uint8, device=device))
             mlvl_labels.append(labels)
             mlvl_pos_masks.append(pos_mask)
             mlvl_pos_indexes.append(pos_index)
@@ -197,21 +311,54 @@ class BoxSOLOV2Head(SOLOV2Head):
             it = 0
         return min(1.0, float(it + 1) / self.pairwise_warmup_iters)
 
+    def _mask_terms(self, mask_logits: Tensor, box_masks: Tensor, image_index: Tensor,
+                    batch_inputs: Optional[Tensor]) -> Dict[str, Tensor]:
+        """Per-instance mask terms (unweighted) of instances that share one loss size."""
+        mask_scores = mask_logits.sigmoid()
+        guide = None
+        if self._needs_guide():
+            guide = F.interpolate(batch_inputs.detach().float(), size=mask_logits.shape[-2:],
+                                  mode="bilinear", align_corners=False)
+        terms: Dict[str, Tensor] = {}
+        if self.loss_proj_cfg is not None:
+            terms["proj"] = projection_loss(mask_scores, box_masks)
+        if self.loss_gp_cfg is not None:
+            soft = gp_soft_targets(mask_scores, guide, image_index, tuple(self.loss_gp_cfg["zetas"]))
+            terms["gp"] = masked_l1_loss(mask_scores, soft, box_masks)
+        if self.loss_lp_cfg is not None:
+            cfg = self.loss_lp_cfg
+            soft = lp_soft_targets(mask_scores, guide, box_masks, image_index,
+                                   cfg["kernel_size"], cfg["zeta"], cfg["iterations"])
+            terms["lp"] = masked_l1_loss(mask_scores, soft, box_masks)
+        if self.loss_boxinst_cfg is not None:
+            cfg = self.loss_boxinst_cfg
+            mean, std = getattr(self, "_pixel_mean_std", (None, None))
+            if mean is None or std is None:  # plain RGB input: no normalisation to undo
+                rgb = guide
+            else:
+                rgb = guide * std.view(1, -1, 1, 1).to(guide) + mean.view(1, -1, 1, 1).to(guide)
+            sim = boxinst_color_similarity(rgb_to_lab(rgb), cfg["kernel_size"], cfg["dilation"], cfg["theta"])
+            terms["boxinst"] = boxinst_pairwise_loss(mask_logits, box_masks, sim, image_index, cfg["kernel_size"],
+                                                     cfg["dilation"], cfg["color_thresh"])
+        if self.loss_tree_cfg is not None:
+            soft = tree_filter_soft_targets(mask_scores, guide, image_index, tuple(self.loss_tree_cfg["zetas"]))
+            terms["tree"] = masked_l1_loss(mask_scores, soft, box_masks)
+        return terms
+
     def loss_by_feat(self, mlvl_kernel_preds: List[Tensor], mlvl_cls_preds: List[Tensor], mask_feats: Tensor,
                      batch_gt_instances, batch_img_metas: List[dict], batch_inputs: Optional[Tensor] = None,
                      **kwargs) -> Dict[str, Tensor]:
         feat_h, feat_w = mask_feats.shape[-2:]
-        pos_mask_targets, labels, pos_masks, pos_indexes = [], [], [], []
+        pos_mask_targets, labels, pos_indexes = [], [], []
         for gt_instances in batch_gt_instances:
-            t, lab, pm, pi = self._get_targets_single(gt_instances, featmap_sizes=(feat_h, feat_w))
+            t, lab, _, pi = self._get_targets_single(gt_instances, featmap_sizes=(feat_h, feat_w))
             pos_mask_targets.append(t)
             labels.append(lab)
-            pos_masks.append(pm)
             pos_indexes.append(pi)
 
-        # mask predictions of the positive cells: all levels, all images
-        preds, targets, image_index = [], [], []
-        for lvl, lvl_kernel_preds in enumerate(mlvl_kernel_preds):
+        # mask predictions of the positive cells, grouped by loss size (one group per size, level-major)
+        groups: Dict[Tuple[int, int], Dict[str, list]] = {}
+        for lvl, (lvl_kernel_preds, size) in enumerate(zip(mlvl_kernel_preds, self.loss_sizes(feat_h, feat_w))):
             for img_id in range(lvl_kernel_preds.shape[0]):
                 index = pos_indexes[img_id][lvl]
                 if not index:
@@ -219,57 +366,35 @@ class BoxSOLOV2Head(SOLOV2Head):
                 kernels = lvl_kernel_preds[img_id].reshape(lvl_kernel_preds.shape[1], -1)[:, index]
                 kernels = kernels.permute(1, 0).reshape(len(index), -1, self.dynamic_conv_size,
                                                         self.dynamic_conv_size)
-                preds.append(F.conv2d(mask_feats[img_id:img_id + 1], kernels, stride=1).view(-1, feat_h, feat_w))
-                targets.append(pos_mask_targets[img_id][lvl])
-                image_index.append(torch.full((len(index),), img_id, dtype=torch.int64))
+                pred = F.conv2d(mask_feats[img_id:img_id + 1], kernels, stride=1)
+                if tuple(pred.shape[-2:]) != size:  # the release resizes in training only (O:SH:213-214)
+                    pred = F.interpolate(pred, size=size, mode="bilinear", align_corners=False)
+                g = groups.setdefault(size, {"preds": [], "targets": [], "image_index": []})
+                g["preds"].append(pred.view(-1, *size))
+                g["targets"].append(pos_mask_targets[img_id][lvl])
+                g["image_index"].append(torch.full((len(index),), img_id, dtype=torch.int64))
         num_pos = sum(len(i) for img in pos_indexes for i in img)
 
+        names = [n for n in ("proj", "gp", "lp", "boxinst", "tree") if getattr(self, f"loss_{n}_cfg") is not None]
+        per_instance: Dict[str, List[Tensor]] = {n: [] for n in names}
+        for g in groups.values():
+            mask_logits = torch.cat(g["preds"], 0).unsqueeze(1)
+            box_masks = torch.cat(g["targets"], 0).unsqueeze(1).to(mask_logits.dtype)
+            terms = self._mask_terms(mask_logits, box_masks, torch.cat(g["image_index"], 0), batch_inputs)
+            for n in names:
+                per_instance[n].append(terms[n])
+
         losses: Dict[str, Tensor] = {}
-        zero = mask_feats.sum() * 0
-        if num_pos > 0:
-            mask_logits = torch.cat(preds, 0).unsqueeze(1)
-            mask_scores = mask_logits.sigmoid()
-            box_masks = torch.cat(targets, 0).unsqueeze(1).to(mask_scores.dtype)
-            image_index_t = torch.cat(image_index, 0)
-            guide = None
-            if self._needs_guide():
-                guide = F.interpolate(batch_inputs.detach().float(), size=(feat_h, feat_w),
-                                      mode="bilinear", align_corners=False)
-            factor = self._pairwise_factor()
-            if self.loss_proj_cfg is not None:
-                losses["loss_proj"] = self.loss_proj_cfg["loss_weight"] * \
-                    projection_loss(mask_scores, box_masks).mean()
-            if self.loss_gp_cfg is not None:
-                soft = gp_soft_targets(mask_scores, guide, image_index_t, tuple(self.loss_gp_cfg["zetas"]))
-                losses["loss_gp"] = factor * self.loss_gp_cfg["loss_weight"] * \
-                    masked_l1_loss(mask_scores, soft, box_masks).mean()
-            if self.loss_lp_cfg is not None:
-                cfg = self.loss_lp_cfg
-                soft = lp_soft_targets(mask_scores, guide, box_masks, image_index_t,
-                                       cfg["kernel_size"], cfg["zeta"], cfg["iterations"])
-                losses["loss_lp"] = factor * cfg["loss_weight"] * \
-                    masked_l1_loss(mask_scores, soft, box_masks).mean()
-            if self.loss_boxinst_cfg is not None:
-                cfg = self.loss_boxinst_cfg
-                mean, std = getattr(self, "_pixel_mean_std", (None, None))
-                if mean is None or std is None:  # plain RGB input: no normalisation to undo
-                    rgb = guide
-                else:
-                    rgb = guide * std.view(1, -1, 1, 1).to(guide) + mean.view(1, -1, 1, 1).to(guide)
-                sim = boxinst_color_similarity(rgb_to_lab(rgb), cfg["kernel_size"], cfg["dilation"],
-                                               cfg["theta"])
-                losses["loss_boxinst"] = factor * cfg["loss_weight"] * boxinst_pairwise_loss(
-                    mask_logits, box_masks, sim, image_index_t, cfg["kernel_size"], cfg["dilation"],
-                    cfg["color_thresh"]).mean()
-            if self.loss_tree_cfg is not None:
-                soft = tree_filter_soft_targets(mask_scores, guide, image_index_t,
-                                                tuple(self.loss_tree_cfg["zetas"]))
-                losses["loss_tree"] = factor * self.loss_tree_cfg["loss_weight"] * \
-                    masked_l1_loss(mask_scores, soft, box_masks).mean()
-        else:
-            for name in ("proj", "gp", "lp", "boxinst", "tree"):
-                if getattr(self, f"loss_{name}_cfg") is not None:
-                    losses[f"loss_{name}"] = zero
+        factor = self._pairwise_factor()
+        for n in names:
+            if num_pos == 0:
+                losses[f"loss_{n}"] = mask_feats.sum() * 0
+                continue
+            weight = getattr(self, f"loss_{n}_cfg")["loss_weight"]
+            if n != "proj":  # the pairwise terms ramp up with the warm-up
+                weight = factor * weight
+            # mean over the positives of all levels (O:SH:346-348)
+            losses[f"loss_{n}"] = weight * torch.cat(per_instance[n]).mean()
 
         flatten_labels = torch.cat([
             torch.cat([img_lvl_labels.flatten() for img_lvl_labels in lvl_labels])

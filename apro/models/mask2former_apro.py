@@ -6,19 +6,29 @@
   boxes only: per decoder layer (the last one and every intermediate one, as
   mmdet's own Mask2Former losses), ``w_cls * L_cls + w_proj * L_proj +
   w_gp * L_gp + w_lp * L_lp`` on the queries matched to a GT box;
-* :class:`BoxProjectionCost` -- the box-based matching cost: the projection
-  (dice) loss between each query's mask and each GT box mask.
+* :class:`BoxMatchingCost` -- the release's box-based matching cost: the
+  projection dice (squared denominators) between each query's mask and each GT
+  box mask.
 
-Network, forward pass and inference are mmdet's, unchanged. Training targets:
+Network, forward pass and inference are mmdet's, unchanged. The training
+targets and losses follow the APro release's ``Box2MaskHead``
+(``mmdet/models/dense_heads/box2mask_head.py`` of CircleRadon/APro at 8251a9e,
+"O:MH" below):
 
-* the GT boxes rasterised at the mask-prediction resolution (1/4 of the
-  padded input) stand in for the masks, both for the Hungarian matching
-  (classification cost + :class:`BoxProjectionCost`) and for the losses;
-* GP runs on a fixed ``gp_size`` grid (96 x 96 in the APro/Box2Mask release):
-  the image and the predictions are resized to it, one minimum spanning tree
-  is built per image and shared by all its instances, and the soft targets are
-  upsampled back to the prediction resolution;
-* LP runs at the prediction resolution, masked by the box.
+* box masks are drawn on the padded input as the release's ``GenerateBoxMask``
+  does (rounded box, inclusive rows and columns); the Hungarian matching
+  upsamples the predictions to that resolution (O:MH:159-171); the losses use
+  the box masks resized bilinearly to the prediction size (O:MH:292), so edge
+  cells can hold 0.5;
+* projection: per matched instance, averaged over the matched instances;
+* LP at the prediction resolution, guided by the input resized to it
+  (O:MH:235, 298);
+* GP on a ``size`` x ``size`` grid (96 in the release): the guide is the
+  prediction-size input resized again (O:MH:271, 304), one tree per image,
+  the soft targets are upsampled back (O:MH:309) and compared with the
+  prediction resized down and up the same way (O:MH:305, 310);
+* GP and LP are normalised by the total box area of all matched instances of
+  the batch (O:MH:300-301, 313): an area-weighted pixel mean.
 
 Each pairwise term is switched off by setting it to ``None``. The loss
 helpers are :mod:`apro.models.box_losses` (shared with SOLOv2).
@@ -33,14 +43,12 @@ from mmdet.models.dense_heads import Mask2FormerHead
 from mmdet.models.detectors import Mask2Former
 from mmdet.models.task_modules.assigners.match_cost import BaseMatchCost
 from mmdet.registry import MODELS, TASK_UTILS
-from mmdet.utils import reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .box_losses import (box_masks_from_boxes, gp_soft_targets, loss_term_cfg, lp_soft_targets, masked_l1_loss,
-                         projection_loss)
+from .box_losses import gp_soft_targets, loss_term_cfg, lp_soft_targets, projection_loss, release_box_masks
 
-__all__ = ["BoxMask2Former", "BoxMask2FormerHead", "BoxProjectionCost"]
+__all__ = ["BoxMask2Former", "BoxMask2FormerHead", "BoxMatchingCost"]
 
 
 @MODELS.register_module()
@@ -53,33 +61,35 @@ class BoxMask2Former(Mask2Former):
 
 
 @TASK_UTILS.register_module()
-class BoxProjectionCost(BaseMatchCost):
-    """Matching cost ``dice(max_y p, max_y b) + dice(max_x p, max_x b)`` for every (query, box) pair.
+class BoxMatchingCost(BaseMatchCost):
+    """The release's ``BoxMatchingCost`` (``mmdet/core/bbox/match_costs/match_cost.py:364-426``).
 
-    ``p`` is a query's mask (sigmoid of the logits when ``pred_act``), ``b`` a
-    GT box mask at the same resolution; dice is ``1 - (2 sum(p b) + eps) /
-    (sum(p) + sum(b) + eps)``. Returns ``(num_queries, num_gts)`` times ``weight``.
+    For every (query, box) pair: ``dice(max_x p, max_x b) + dice(max_y p,
+    max_y b)`` with ``dice(a, b) = 1 - (2 sum(a b) + eps) / (sum(a^2) + sum(b^2)
+    + eps)``; ``p`` is a query's mask (sigmoid of the logits when ``pred_act``),
+    ``b`` a GT box mask of the same size. Returns ``(num_queries, num_gts)``
+    times ``weight``.
     """
 
-    def __init__(self, weight: float = 1.0, pred_act: bool = True, eps: float = 1.0) -> None:
+    def __init__(self, weight: float = 1.0, pred_act: bool = False, eps: float = 1e-3) -> None:
         super().__init__(weight=weight)
         self.pred_act = pred_act
         self.eps = float(eps)
 
     def _dice(self, pred: Tensor, gt: Tensor) -> Tensor:
         numerator = 2 * pred @ gt.t()
-        denominator = pred.sum(-1)[:, None] + gt.sum(-1)[None, :]
+        denominator = pred.pow(2).sum(-1)[:, None] + gt.pow(2).sum(-1)[None, :]
         return 1 - (numerator + self.eps) / (denominator + self.eps)
 
     def __call__(self, pred_instances: InstanceData, gt_instances: InstanceData,
                  img_meta: Optional[dict] = None, **kwargs) -> Tensor:
         pred, gt = pred_instances.masks, gt_instances.masks.to(pred_instances.masks.dtype)
         if pred.dim() != 3 or gt.dim() != 3 or pred.shape[-2:] != gt.shape[-2:]:
-            raise ValueError(f"BoxProjectionCost: expected (Q, H, W) predictions and (G, H, W) box masks of the "
+            raise ValueError(f"BoxMatchingCost: expected (Q, H, W) predictions and (G, H, W) box masks of the "
                              f"same size, got {tuple(pred.shape)} and {tuple(gt.shape)}")
         if self.pred_act:
             pred = pred.sigmoid()
-        cost = self._dice(pred.amax(dim=1), gt.amax(dim=1)) + self._dice(pred.amax(dim=2), gt.amax(dim=2))
+        cost = self._dice(pred.amax(dim=2), gt.amax(dim=2)) + self._dice(pred.amax(dim=1), gt.amax(dim=1))
         return cost * self.weight
 
 
@@ -120,16 +130,15 @@ class BoxMask2FormerHead(Mask2FormerHead):
                              "terms; use the BoxMask2Former detector, which passes it")
         batch_img_metas = [s.metainfo for s in batch_data_samples]
         all_cls_scores, all_mask_preds = self(x, batch_data_samples)
-        mask_h, mask_w = all_mask_preds[0].shape[-2:]
         in_h, in_w = batch_img_metas[0]["batch_input_shape"]
         batch_gt_instances = []
         for s in batch_data_samples:
             gt = s.gt_instances
             boxes = gt.bboxes.tensor if hasattr(gt.bboxes, "tensor") else gt.bboxes
-            # boxes are in padded-input pixels; one mask cell covers in_h / mask_h of them
-            masks = box_masks_from_boxes(boxes.reshape(-1, 4), mask_h, mask_w, stride=in_h / mask_h)
+            # GenerateBoxMask on the padded input (O:LOAD:652-663); the matching and the losses resize it
+            masks = release_box_masks(boxes.reshape(-1, 4), in_h, in_w, (in_h, in_w))
             batch_gt_instances.append(InstanceData(labels=gt.labels, bboxes=boxes, masks=masks.to(boxes.device)))
-        guides = self._guides(batch_inputs, (mask_h, mask_w))
+        guides = self._guides(batch_inputs, tuple(all_mask_preds[0].shape[-2:]))
         return self.loss_by_feat(all_cls_scores, all_mask_preds, batch_gt_instances, batch_img_metas, guides)
 
     @torch.no_grad()
@@ -138,24 +147,27 @@ class BoxMask2FormerHead(Mask2FormerHead):
         out: Dict[str, Tensor] = {}
         if batch_inputs is None:
             return out
-        img = batch_inputs.detach().float()
-        if self.loss_lp_cfg is not None:
-            out["lp"] = F.interpolate(img, size=mask_size, mode="bilinear", align_corners=False)
+        # the input at the prediction size (O:MH:235); GP resizes that once more (O:MH:271, 304)
+        out["lp"] = F.interpolate(batch_inputs.detach().float(), size=mask_size, mode="bilinear",
+                                  align_corners=False)
         if self.loss_gp_cfg is not None:
             from apro.ops import minimum_spanning_tree
 
             size = int(self.loss_gp_cfg["size"])
-            out["gp"] = F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False)
+            out["gp"] = F.interpolate(out["lp"], size=(size, size), mode="bilinear", align_corners=False)
             out["gp_tree"] = minimum_spanning_tree(out["gp"])  # one tree per image
         return out
 
     def _get_targets_single(self, cls_score: Tensor, mask_pred: Tensor, gt_instances: InstanceData,
                             img_meta: dict) -> Tuple[Tensor]:
-        """Hungarian matching on the full-resolution predictions against the box masks."""
+        """Hungarian matching of the predictions, upsampled to the box masks' size (O:MH:159-171)."""
         gt_labels, gt_masks = gt_instances.labels, gt_instances.masks
-        assign_result = self.assigner.assign(
-            pred_instances=InstanceData(scores=cls_score, masks=mask_pred),
-            gt_instances=InstanceData(labels=gt_labels, masks=gt_masks), img_meta=img_meta)
+        with torch.no_grad():
+            pred_full = F.interpolate(mask_pred[:, None], size=gt_masks.shape[-2:], mode="bilinear",
+                                      align_corners=False)[:, 0]
+            assign_result = self.assigner.assign(
+                pred_instances=InstanceData(scores=cls_score, masks=pred_full),
+                gt_instances=InstanceData(labels=gt_labels, masks=gt_masks), img_meta=img_meta)
         sampling_result = self.sampler.sample(assign_result=assign_result,
                                               pred_instances=InstanceData(scores=cls_score, masks=mask_pred),
                                               gt_instances=gt_instances)
@@ -172,9 +184,9 @@ class BoxMask2FormerHead(Mask2FormerHead):
                              batch_img_metas: List[dict], guides: dict) -> Dict[str, Tensor]:
         num_imgs = cls_scores.size(0)
         (labels_list, label_weights_list, mask_targets_list, mask_weights_list,
-         avg_factor) = self.get_targets([cls_scores[i] for i in range(num_imgs)],
-                                        [mask_preds[i] for i in range(num_imgs)],
-                                        batch_gt_instances, batch_img_metas)
+         _) = self.get_targets([cls_scores[i] for i in range(num_imgs)],
+                               [mask_preds[i] for i in range(num_imgs)],
+                               batch_gt_instances, batch_img_metas)
         labels = torch.stack(labels_list, dim=0).flatten(0, 1)
         label_weights = torch.stack(label_weights_list, dim=0).flatten(0, 1)
         mask_weights = torch.stack(mask_weights_list, dim=0)
@@ -182,7 +194,6 @@ class BoxMask2FormerHead(Mask2FormerHead):
         class_weight = flat_scores.new_tensor(self.class_weight)
         losses = {"loss_cls": self.loss_cls(flat_scores, labels, label_weights,
                                             avg_factor=class_weight[labels].sum())}
-        num_total_masks = max(reduce_mean(flat_scores.new_tensor([avg_factor])), 1)
 
         pos = mask_weights > 0
         logits = mask_preds[pos]  # (K, h, w), image-major like the targets
@@ -192,26 +203,32 @@ class BoxMask2FormerHead(Mask2FormerHead):
                 if getattr(self, f"loss_{name}_cfg") is not None:
                     losses[f"loss_{name}"] = zero
             return losses
+        pred_shape = logits.shape[-2:]
         scores = logits.sigmoid().unsqueeze(1)
-        box_masks = torch.cat(mask_targets_list, dim=0).unsqueeze(1).to(scores.dtype)
+        # full-resolution box masks, resized bilinearly to the predictions (O:MH:292)
+        box_masks = F.interpolate(torch.cat(mask_targets_list, dim=0).unsqueeze(1).to(scores.dtype), pred_shape,
+                                  mode="bilinear", align_corners=False)
         image_index = pos.nonzero()[:, 0].to(torch.int64)
+        # of all matched instances of the batch (O:MH:300); the floor only guards a batch of sub-pixel boxes
+        box_area = box_masks.sum().clamp(min=1.0)
 
         if self.loss_proj_cfg is not None:
-            losses["loss_proj"] = self.loss_proj_cfg["loss_weight"] * \
-                projection_loss(scores, box_masks).sum() / num_total_masks
-        if self.loss_gp_cfg is not None:
-            size = int(self.loss_gp_cfg["size"])
-            small = F.interpolate(scores.detach(), size=(size, size), mode="bilinear", align_corners=False)
-            soft = gp_soft_targets(small, guides["gp"], image_index, tuple(self.loss_gp_cfg["zetas"]),
-                                   tree=guides["gp_tree"])
-            soft = F.interpolate(soft, size=scores.shape[-2:], mode="bilinear", align_corners=False)
-            losses["loss_gp"] = self.loss_gp_cfg["loss_weight"] * \
-                masked_l1_loss(scores, soft, box_masks).sum() / num_total_masks
+            losses["loss_proj"] = self.loss_proj_cfg["loss_weight"] * projection_loss(scores, box_masks).mean()
         if self.loss_lp_cfg is not None:
             cfg = self.loss_lp_cfg
             soft = lp_soft_targets(scores, guides["lp"], box_masks, image_index,
                                    cfg["kernel_size"], cfg["zeta"], cfg["iterations"])
-            losses["loss_lp"] = cfg["loss_weight"] * masked_l1_loss(scores, soft, box_masks).sum() / num_total_masks
+            losses["loss_lp"] = cfg["loss_weight"] * ((scores - soft).abs() * box_masks).sum() / box_area
+        if self.loss_gp_cfg is not None:
+            size = int(self.loss_gp_cfg["size"])
+            small = F.interpolate(scores, size=(size, size), mode="bilinear", align_corners=False)
+            soft = gp_soft_targets(small.detach(), guides["gp"], image_index, tuple(self.loss_gp_cfg["zetas"]),
+                                   tree=guides["gp_tree"])
+            soft = F.interpolate(soft, size=pred_shape, mode="bilinear", align_corners=False)
+            # the prediction down- and up-sampled through the GP grid, with its gradient (O:MH:305, 310)
+            scaled = F.interpolate(small, size=pred_shape, mode="bilinear", align_corners=False)
+            losses["loss_gp"] = self.loss_gp_cfg["loss_weight"] * \
+                ((soft - scaled).abs() * box_masks).sum() / box_area
         return losses
 
     def loss_by_feat(self, all_cls_scores: Sequence[Tensor], all_mask_preds: Sequence[Tensor],

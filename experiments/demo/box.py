@@ -21,4 +21,8 @@ model = dict(
         # the pairwise weights ramp up linearly over the first 10% of the schedule (as BoxInst's
         # pairwise term): stage 1's masks are box-like at first, and a full-weight LP from
         # iteration 0 can drive them to collapse
-        pairwise_warmup_iters=150))
+        pairwise_warmup_iters=150,
+        # the demo's loss layout, pinned (the head's defaults are the APro release's): every level
+        # at the mask-feature grid, boxes rasterised by cell centre, no small-box filter
+        loss_strides=None,
+        min_box_pixels=0))

@@ -1,5 +1,6 @@
-# Mask2Former R50 + APro, Pascal VOC 2012 + SBD (10,582 / 1,449), 50 epochs (paper: 42.3 / 70.6 / 44.5).
-# Schedule of Box2Mask's VOC config: 33,065 iters (50 x 10,582 / 16), LR x0.1 at 29,390 and 31,840.
+# Mask2Former R50 + APro, Pascal VOC 2012 + SBD (10,582 / 1,449), 50 epochs (paper: 42.3 / 70.6 / 44.5);
+# the release's configs/apro_box2mask/box2mask_r50_lsj_8x2_50e_voc.py: 33,065 iterations
+# (50 x 10,582 / 16), LR x0.1 at 29,390 and 31,840, GP zetas 0.02 / 0.03.
 _base_ = ['./_mask2former_base.py']
 data_root = 'data/voc/'
 classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',

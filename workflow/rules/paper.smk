@@ -124,7 +124,9 @@ rule train_paper:
         "results/benchmarks/{suite}/{experiment}.train.tsv"
     threads: 8
     resources:
-        gpus=8,
+        # the release's count for the entry (experiments/registry.yaml; the config's batch is written for it)
+        gpus=lambda w: registry_job(w).experiment.gpus,
+        gres=lambda w: f"gpu:{registry_job(w).experiment.gpus}",  # what the slurm executor requests
         mem_mb=64000,
         runtime=3 * 24 * 60,
     shell:
