@@ -96,6 +96,6 @@ rule all:
         ["reports/benchmarks/ops.csv"] if SUITE in config["ops_benchmark_suites"] else [],
 
 
-for _stage in ("ops", "data", "train", "evaluate", "semantic", "paper", "report", "figures"):
+for _stage in ("ops", "data", "train", "evaluate", "semantic", "paper", "released", "report", "figures"):
 
     include: str(ROOT / "workflow" / "rules" / f"{_stage}.smk")

@@ -142,6 +142,8 @@ _PASSTHROUGH = {
     "evaluate-semantic": "mIoU of a trained mmseg model on the val split (apro.semantic.run)",
     "visualize": "affinity figures of chosen val images (apro.visualize; --help for its options)",
     "html-report": "the HTML report reports/<suite>/index.html (apro.html_report; --help for its options)",
+    "convert-checkpoint": "a released APro checkpoint (mmdet 2.25) for this suite's model, loaded strictly "
+                          "(apro.checkpoints)",
 }
 
 
@@ -303,6 +305,10 @@ def _cmd_passthrough(args: argparse.Namespace) -> int:
         from apro import report
 
         return int(report.main(argv) or 0)
+    if args.command == "convert-checkpoint":
+        from apro import checkpoints
+
+        return int(checkpoints.main(argv) or 0)
     if args.command in ("visualize", "html-report"):
         from apro import html_report, visualize
 

@@ -59,6 +59,8 @@ def predict(cfg, checkpoint: Path) -> tuple[list, "object"]:
         import_modules_from_strings(**cfg.custom_imports)
     model = MODELS.build(cfg.model)
     load_checkpoint(model, str(checkpoint), map_location="cpu", logger="silent")
+    if torch.cuda.is_available():  # the data preprocessor moves each batch to the model's device
+        model = model.cuda()
     model.eval()
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     cat_ids = list(dataset.cat_ids)
@@ -81,7 +83,9 @@ def predict(cfg, checkpoint: Path) -> tuple[list, "object"]:
                                     "segmentation": rle, "score": float(score)})
             done = min(n, start + batch_size)
             if done == n or (done // batch_size) % 5 == 0:
-                print(f"apro evaluate: {done}/{n} images ({time.time() - t0:.0f} s)", flush=True)
+                spent = time.time() - t0
+                print(f"apro evaluate: {done}/{n} images ({spent:.0f} s, {spent / done:.2f} s per image, "
+                      f"about {spent / done * (n - done) / 60:.0f} min left)", flush=True)
     return results, dataset
 
 

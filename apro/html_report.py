@@ -228,10 +228,12 @@ def build_html(registry: reg.Registry, suite: str, root: Path, out_dir: Path,
                          f"({_e(g['base']['experiment'])} {_fmt(g['base']['mIoU'])} &rarr; "
                          f"{_e(g['apro']['experiment'])} {_fmt(g['apro']['mIoU'])}{full}).</p>")
     has_paper = any(r["paper_AP"] is not None for r in rows)
+    has_released = any(r["released_status"] is not None for r in rows)
     has_miou = rep.has_miou(rows)  # semantic rows report mIoU instead of mask AP
     header = ["experiment", "framework", "backbone", "dataset", "variant", "schedule", "AP", "AP50", "AP75"] + \
         (["mIoU"] if has_miou else []) + \
-        (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"]
+        (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"] + \
+        (["released AP", "released AP50", "released AP75", "released status"] if has_released else [])
     table = []
     for r in rows:
         cells = [r["experiment"], r["framework"], r["backbone"], r["dataset"], r["variant"], r["schedule"],
@@ -240,7 +242,8 @@ def build_html(registry: reg.Registry, suite: str, root: Path, out_dir: Path,
             diff = r["AP"] - r["paper_AP"] if r["AP"] is not None and r["paper_AP"] is not None else None
             cells += [_fmt(r["paper_AP"]), _fmt(r["paper_AP50"]), _fmt(r["paper_AP75"]),
                       "" if diff is None else f"{diff:+.1f}"]
-        table.append(cells + [r["status"]])
+        table.append(cells + [r["status"]] + ([_fmt(r[f"released_{m}"]) for m in rep.METRICS]
+                                              + [r["released_status"]] if has_released else []))
     parts.append(_table(header, table, "results"))
     also = ", ".join(f'<a href="{n}">{n}</a>' for n in ("results.csv", "summary.html") if (out_dir / n).is_file())
     parts.append("<p>COCO mask AP (%) on the val split (pycocotools); empty where the experiment has not run."

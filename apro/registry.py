@@ -69,6 +69,11 @@ def experiment_dir(suite: str, experiment: str) -> str:
     return f"results/{suite}/{experiment}"
 
 
+def converted_checkpoint(suite: str, experiment: str) -> str:
+    """The release's checkpoint of an experiment, converted for this suite (``apro convert-checkpoint``)."""
+    return f"{experiment_dir(suite, experiment)}/checkpoint.pth"
+
+
 def work_dir(suite: str, experiment: str) -> str:
     return f"{experiment_dir(suite, experiment)}/train"
 
@@ -130,6 +135,7 @@ class Suite:
     name: str
     description: str
     overrides: Mapping[str, Any]
+    checkpoints: Optional[str] = None  # "released": evaluate the release's checkpoints, train nothing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +154,7 @@ class Experiment:
     init_from: Optional[str] = None  # an experiment whose final checkpoint starts this one
     threads: Optional[int] = None  # CPU threads of its training (None: the workflow's default)
     gpus: Optional[int] = None  # GPUs of one paper training (one node, torchrun); the config's num_gpus
+    released: Optional[str] = None  # the APro release's checkpoint (a weights/ file, apro/weights.py)
     notes: str = ""
 
     def config_path(self, root: Union[str, os.PathLike] = REPO_ROOT) -> Optional[Path]:
@@ -171,6 +178,7 @@ class Job:
     config: Path  # absolute
     max_iters: Optional[int]  # None: the config's own schedule
     init_done: Optional[str] = None  # done.json of the job (same suite) whose checkpoint starts this one
+    released: Optional[str] = None  # suites of the release's checkpoints: its weights/ file (nothing is trained)
 
     @property
     def name(self) -> str:
@@ -191,6 +199,11 @@ class Job:
     @property
     def metrics(self) -> str:
         return metrics_file(self.suite, self.name)
+
+    @property
+    def checkpoint(self) -> Optional[str]:
+        """What ``apro evaluate`` reads: the converted release checkpoint, or None (the trained work dir)."""
+        return converted_checkpoint(self.suite, self.name) if self.released else None
 
 
 def parse_names(value: Union[None, str, Iterable[str]]) -> Optional[List[str]]:
@@ -224,7 +237,7 @@ class Registry:
             name: Dataset(name=name, **spec) for name, spec in data["datasets"].items()}
         self.suites: Dict[str, Suite] = {
             name: Suite(name=name, description=" ".join(spec["description"].split()),
-                        overrides=dict(spec.get("overrides") or {}))
+                        overrides=dict(spec.get("overrides") or {}), checkpoints=spec.get("checkpoints"))
             for name, spec in data["suites"].items()}
         self.experiments: Dict[str, Experiment] = {}
         for i, entry in enumerate(data["experiments"]):
@@ -256,6 +269,11 @@ class Registry:
             if outside:
                 raise RegistryError(f"{where} is not in suite(s) {', '.join(outside)} of this experiment")
         for name, suite in self.suites.items():
+            if suite.checkpoints == "released":
+                without = [e.name for e in self.experiments.values() if name in e.suites and e.released is None]
+                if without:
+                    raise RegistryError(f"{self.path}: suite {name} evaluates the release's checkpoints, but "
+                                        f"{', '.join(without)} name none (set `released: released/<file>.pth`)")
             ds = suite.overrides.get("dataset")
             if ds is not None and ds not in self.datasets:
                 raise RegistryError(f"{self.path}: suites.{name}.overrides.dataset {ds!r} is not defined under "
@@ -336,7 +354,8 @@ class Registry:
     def _job(self, suite: str, e: Experiment) -> Job:
         return Job(suite=suite, experiment=e, dataset=self.effective_dataset(suite, e),
                    config=e.config_path(self.root).resolve(), max_iters=self.effective_max_iters(suite, e),
-                   init_done=None if e.init_from is None else done_file(suite, e.init_from))
+                   init_done=None if e.init_from is None else done_file(suite, e.init_from),
+                   released=e.released if self.suites[suite].checkpoints == "released" else None)
 
     def datasets_of(self, suite: str) -> List[Dataset]:
         seen: Dict[str, Dataset] = {}

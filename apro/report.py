@@ -41,7 +41,8 @@ METRICS = ("AP", "AP50", "AP75")
 #: results.csv columns, in order (later issues append, e.g. mIoU)
 COLUMNS = ["experiment", "framework", "backbone", "dataset", "supervision", "variant",
            "AP", "AP50", "AP75", "mIoU", "paper_AP", "paper_AP50", "paper_AP75", "paper_mIoU",
-           "diff_AP", "diff_AP50", "diff_AP75", "status", "suite", "schedule", "seed",
+           "diff_AP", "diff_AP50", "diff_AP75", "status",
+           "released_AP", "released_AP50", "released_AP75", "released_status", "suite", "schedule", "seed",
            "train_wall_s", "eval_wall_s", "config"]
 
 STATUS_DONE = "done"
@@ -95,9 +96,32 @@ def _num(value: Any) -> Optional[float]:
     return float(value)
 
 
+def _result(root: Path, registry: reg.Registry, suite: str, name: str) -> Tuple[str, Optional[dict], List[str]]:
+    """(status, metrics or None, notes) of one experiment of one suite, from what its jobs left in results/."""
+    metrics, bad = read_json(root / reg.metrics_file(suite, name))
+    if bad:
+        return STATUS_BAD, None, [bad]
+    if metrics is not None:
+        return STATUS_DONE, metrics, []
+    # a job that wrote its log but not its output stopped with an error (or runs now)
+    first = ("convert", reg.converted_checkpoint(suite, name)) if registry.suite(suite).checkpoints == "released" \
+        else ("train", reg.done_file(suite, name))
+    for stage, marker in (first, ("evaluate", reg.metrics_file(suite, name))):
+        log = root / reg.log_file(stage, suite, name)
+        if log.is_file() and not (root / marker).is_file():
+            return STATUS_FAILED, None, [f"{stage} log {reg.log_file(stage, suite, name)} without {marker}: "
+                                         "failed (or still running)"]
+    return STATUS_NOT_RUN, None, []
+
+
 def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".") -> List[Dict[str, Any]]:
-    """One row (dict with ``COLUMNS`` and a ``notes`` list) per experiment of ``suite``."""
+    """One row (dict with ``COLUMNS`` and a ``notes`` list) per experiment of ``suite``.
+
+    An experiment with a released checkpoint also gets that checkpoint's numbers (``released_*``) from the
+    suite that evaluates the release (``checkpoints: released``), beside its own.
+    """
     root = Path(results_root)
+    released_suite = next((s.name for s in registry.suites.values() if s.checkpoints == "released"), None)
     rows = []
     for exp in registry.experiments_in(suite):
         ds = registry.effective_dataset(suite, exp)
@@ -111,17 +135,16 @@ def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".")
             # semantic experiments (apro evaluate-semantic) report mIoU instead of mask AP
             "mIoU": None, "paper_mIoU": _num(paper.get("mIoU")),
             **{f"diff_{m}": None for m in METRICS},  # reproduced minus paper, where both exist
+            **{f"released_{m}": None for m in METRICS}, "released_status": None,
             "status": STATUS_NOT_RUN,
             "schedule": f"{max_iters} iters" if max_iters else exp.schedule,
             "seed": None, "train_wall_s": None, "eval_wall_s": None,
             "config": exp.config or "", "notes": [],
         }
-        metrics, bad = read_json(root / reg.metrics_file(suite, exp.name))
-        if bad:
-            row["status"] = STATUS_BAD
-            row["notes"].append(bad)
-        elif metrics is not None:
-            row["status"] = STATUS_DONE
+        status, metrics, notes = _result(root, registry, suite, exp.name)
+        row["status"] = STATUS_NOT_RUNNABLE if status == STATUS_NOT_RUN and exp.config is None else status
+        row["notes"] += notes
+        if metrics is not None:
             for m in METRICS + ("mIoU",):
                 row[m] = _num(metrics.get(m))
             for m in METRICS:
@@ -129,18 +152,12 @@ def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".")
                     row[f"diff_{m}"] = round(row[m] - row[f"paper_{m}"], 3)
             row["seed"] = metrics.get("seed")
             row["eval_wall_s"] = _num(metrics.get("wall_s"))
-        elif exp.config is None:
-            row["status"] = STATUS_NOT_RUNNABLE
-        else:
-            # a job that wrote its log but not its output stopped with an error (or runs now)
-            for stage, marker in (("train", reg.done_file(suite, exp.name)),
-                                  ("evaluate", reg.metrics_file(suite, exp.name))):
-                log = root / reg.log_file(stage, suite, exp.name)
-                if log.is_file() and not (root / marker).is_file():
-                    row["status"] = STATUS_FAILED
-                    row["notes"].append(f"{stage} log {reg.log_file(stage, suite, exp.name)} without "
-                                        f"{marker}: failed (or still running)")
-                    break
+        if exp.released and released_suite is not None:
+            status, metrics, notes = _result(root, registry, released_suite, exp.name)
+            row["released_status"] = status
+            row["notes"] += [f"released checkpoint: {n}" for n in notes]
+            for m in METRICS:
+                row[f"released_{m}"] = _num((metrics or {}).get(m))
         done, _ = read_json(root / reg.done_file(suite, exp.name))
         if done is not None:
             row["train_wall_s"] = _num(done.get("wall_s"))
@@ -390,11 +407,13 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
         page.ul(sem_lines)
 
     has_paper = any(r["paper_AP"] is not None for r in rows)
+    has_released = any(r["released_status"] is not None for r in rows)
     miou = has_miou(rows)  # the mIoU column only where the suite holds semantic experiments
     page.h2("Mask AP and mIoU per experiment" if miou else "Mask AP per experiment")
     header = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "schedule",
               "AP", "AP50", "AP75"] + (["mIoU"] if miou else []) + \
-        (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"]
+        (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"] + \
+        (["released AP", "released AP50", "released AP75", "released status"] if has_released else [])
     table = []
     for r in rows:
         cells = [r["experiment"], r["framework"], r["backbone"], r["dataset"], r["supervision"], r["variant"],
@@ -404,10 +423,14 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
         if has_paper:
             cells += [_fmt(r[f"paper_{m}"]) for m in METRICS] + [_fmt(r["diff_AP"])]
         cells.append(r["status"] if r["status"] == STATUS_DONE else f"**{r['status']}**")
+        if has_released:
+            cells += [_fmt(r[f"released_{m}"]) for m in METRICS] + [r["released_status"] or ""]
         table.append(cells)
     page.table(header, table)
     page.p("AP, AP50, AP75: COCO mask AP (percent) on the validation split, computed by pycocotools; "
            "empty where the experiment has not run."
+           + (" released AP: the APro release's own checkpoint of the entry, converted for this suite and "
+              "evaluated the same way (`snakemake --config suite=released`)." if has_released else "")
            + (" mIoU: mean IoU (percent) of the semantic experiments on the dense val labels, mmseg's "
               "IoUMetric; instance rows leave it empty, semantic rows leave AP empty." if miou else ""))
     page.ul([f"{r['experiment']}: {note}" for r in rows for note in r["notes"]])

@@ -1,4 +1,5 @@
-"""ImageNet-pretrained backbone weights of the paper configs: where they come from, fetching, checking.
+"""Model files the workflow downloads: the paper configs' ImageNet-pretrained backbone weights and the APro
+release's model-zoo checkpoints; where they come from, fetching, checking.
 
     python -m apro.weights fetch resnet50-11ad3fa6.pth --out weights/resnet50-11ad3fa6.pth
     python -m apro.weights list
@@ -8,8 +9,10 @@ workflow's ``fetch_weights`` rule downloads it from the public release URL
 below and checks it before it lands there (atomically: a partial download
 never looks finished). Checksums: torchvision's release files carry the first
 8 hex digits of their sha256 in the name (torch.hub's convention), checked as
-a sha256 prefix; the Swin releases publish none, so their sha256 is recorded
-next to the file (``<file>.sha256``) on first download and checked afterwards.
+a sha256 prefix; the Swin releases and the APro release's checkpoints
+(``released/<file>.pth``, fetched for the ``released`` suite) publish none, so
+their sha256 is recorded next to the file (``<file>.sha256``) on first
+download and checked afterwards.
 
 Nothing here imports torch.
 """
@@ -44,7 +47,23 @@ WEIGHTS: Dict[str, Dict[str, Optional[str]]] = {
         "url": "https://github.com/SwinTransformer/storage/releases/download/v1.0.0/"
                "swin_large_patch4_window12_384_22k.pth",
         "sha256": None},
+    # the semantic paper configs (experiments/semantic/_base_paper_voc.py): OpenMMLab's ResNet-101 V1c
+    # (deep stem), what mmseg's open-mmlab://resnet101_v1c names (mmengine/hub/openmmlab.json); the
+    # name's 8 hex digits are not documented as a sha256 prefix, so the checksum is recorded on first download
+    "resnet101_v1c-e67eebb6.pth": {
+        "url": "https://download.openmmlab.com/pretrain/third_party/resnet101_v1c-e67eebb6.pth",
+        "sha256": None},
 }
+#: the APro release's model-zoo checkpoints (its README's links; no checksum is published, so the
+#: sha256 is recorded on first download and enforced after); experiments/registry.yaml: released
+_RELEASE = "https://huggingface.co/CircleRadon/APro/resolve/main/"
+for _sub, _files in (("solov2_checkpoint", ("solov2_voc_r50_36epoch", "solov2_voc_r101_36epoch",
+                                            "solov2_coco_r50_36epoch", "solov2_coco_r101_36epoch")),
+                     ("mask2former_checkpoint", ("mask2former_voc_r50_50epoch", "mask2former_voc_r101_50epoch",
+                                                 "mask2former_voc_swinl_50epoch", "mask2former_coco_r50_50epoch",
+                                                 "mask2former_coco_r101_50epoch", "mask2former_coco_swinl_50epoch"))):
+    for _f in _files:
+        WEIGHTS[f"released/{_f}.pth"] = {"url": f"{_RELEASE}{_sub}/{_f}.pth", "sha256": None}
 
 
 class FetchError(RuntimeError):
@@ -113,7 +132,7 @@ def fetch_weights(name: str, out: Union[None, str, os.PathLike] = None, url: Opt
         raise FetchError(f"unknown weights file {name!r}; known: {', '.join(WEIGHTS)}")
     spec = WEIGHTS[name]
     return fetch(url or spec["url"], out or Path(WEIGHTS_DIR) / name, spec["sha256"], "sha256",
-                 what=f"backbone weights {name}")
+                 what=f"{'released checkpoint' if name.startswith('released/') else 'backbone weights'} {name}")
 
 
 def weights_in_config(config: Union[str, os.PathLike]) -> List[str]:

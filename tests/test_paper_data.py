@@ -205,3 +205,71 @@ def test_paper_dry_run_plans_every_job(tmp_path, profile):
         assert re.search(rf"--nproc_per_node={gpus} -m apro.cli train \S*experiments/paper/{name}\.py", text), name
     # resnet50-11ad3fa6, resnet101-b641f3a9 (the release's two ImageNet files) and the two Swin releases
     assert counts["fetch_weights"] == 4 and counts["prepare_voc"] == 1 and counts["prepare_coco"] == 1
+
+
+def test_paper_table_shows_the_released_checkpoints(tmp_path):
+    """The paper table's released columns: done where the released suite evaluated the checkpoint, failed
+    where its conversion left a log and no checkpoint, not run elsewhere (and absent for the Swin-T rows)."""
+    from apro import registry as reg
+    from apro.report import collect, write_report
+
+    r = reg.load_registry()
+    out = tmp_path / reg.metrics_file("released", "mask2former_r50_voc")
+    out.parent.mkdir(parents=True)
+    out.write_text(json.dumps({"AP": 42.1, "AP50": 70.2, "AP75": 44.0, "seed": 0}))
+    log = tmp_path / reg.log_file("convert", "released", "solov2_r50_coco")
+    log.parent.mkdir(parents=True)
+    log.write_text("apro convert-checkpoint: error: ...\n")
+    rows = {row["experiment"]: row for row in collect(r, "paper", tmp_path)}
+    assert rows["mask2former_r50_voc"]["released_status"] == "done"
+    assert rows["mask2former_r50_voc"]["released_AP"] == 42.1 and rows["mask2former_r50_voc"]["AP"] is None
+    assert rows["solov2_r50_coco"]["released_status"] == "failed"
+    assert rows["solov2_r101_voc"]["released_status"] == "not run"
+    assert rows["mask2former_swint_coco"]["released_status"] is None  # not in the model zoo
+    md = write_report(r, "paper", tmp_path, tmp_path / "reports" / "paper")["md"].read_text()
+    assert "released AP" in md
+    line = next(ln for ln in md.splitlines() if ln.startswith("| mask2former_r50_voc "))
+    assert "42.1" in line and "42.3" in line  # released beside the paper's
+    # the released suite's own page: its rows are the released checkpoints
+    own = {row["experiment"]: row for row in collect(r, "released", tmp_path)}
+    assert own["mask2former_r50_voc"]["status"] == "done" and own["solov2_r50_coco"]["status"] == "failed"
+
+
+def test_released_dry_run_fetches_converts_and_evaluates_each_entry(tmp_path):
+    cmd = [sys.executable, "-m", "snakemake", "-n", "-p", "--directory", str(tmp_path), "--cores", "2",
+           "--config", "suite=released"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    counts = {ln.split()[0]: int(ln.split()[1]) for ln in text.splitlines()
+              if len(ln.split()) == 2 and ln.split()[1].isdigit()}
+    assert counts["fetch_weights"] == 10 and counts["convert_released"] == 10 and counts["evaluate"] == 10
+    assert "train_paper" not in counts and "train" not in counts  # nothing is trained
+    assert re.search(r"convert-checkpoint \S*experiments/paper/solov2_r50_voc\.py "
+                     r"weights/released/solov2_voc_r50_36epoch\.pth --out results/released/solov2_r50_voc/"
+                     r"checkpoint\.pth", text)
+    assert re.search(r"evaluate \S*experiments/paper/mask2former_swinl_coco\.py "
+                     r"results/released/mask2former_swinl_coco/checkpoint\.pth --data-root data/coco", text)
+
+
+def test_released_checkpoints_are_fetched_and_their_sha256_recorded(tmp_path, monkeypatch):
+    """No checksum is published: the first download records it, a changed file fails after."""
+    from apro import weights
+    from apro.weights import FetchError
+
+    assert all(weights.WEIGHTS[e.released]["url"].startswith("https://huggingface.co/CircleRadon/APro/resolve/main/")
+               and weights.WEIGHTS[e.released]["sha256"] is None
+               for e in __import__("apro.registry").registry.load_registry().experiments_in("released"))
+    src = tmp_path / "release.pth"
+    src.write_bytes(b"a released checkpoint")
+    name = "released/solov2_voc_r50_36epoch.pth"
+    monkeypatch.setitem(weights.WEIGHTS, name, {"url": src.as_uri(), "sha256": None})
+    out = tmp_path / "weights" / name
+    assert weights.main(["fetch", name, "--out", str(out)]) == 0
+    assert (out.parent / (out.name + ".sha256")).read_text().split()[0] == hashlib.sha256(src.read_bytes()).hexdigest()
+    src.write_bytes(b"another file")
+    out.unlink()
+    with pytest.raises(FetchError, match="corrupt"):
+        weights.fetch(src.as_uri(), out, None)
+    monkeypatch.setitem(weights.WEIGHTS, name, {"url": "http://127.0.0.1:9/none.pth", "sha256": None})
+    assert weights.main(["fetch", name, "--out", str(tmp_path / "x.pth")]) != 0  # no network: a clear error

@@ -1,6 +1,5 @@
 """benchmarks/paper_step.py: image size, GPUs and the GPU-hours projection of the paper configs,
 and one timed iteration of a shrunk config on CPU (the real run needs a GPU)."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -8,13 +7,6 @@ import pytest
 pytest.importorskip("mmdet")
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("paper_step", ROOT / "benchmarks" / "paper_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cfg(name):
@@ -29,21 +21,21 @@ def _cfg(name):
     ("mask2former_r50_coco", (1024, 1024), 4),  # LSJ crops of 1024, 4 GPUs x 4 (DEVIATIONS.md, 4)
     ("mask2former_swinl_voc", (1024, 1024), 4),
 ])
-def test_training_size_and_gpus_of_the_configs(name, hw, gpus):
-    ps = _module()
+def test_training_size_and_gpus_of_the_configs(name, hw, gpus, benchmark_script):
+    ps = benchmark_script("paper_step")
     cfg = _cfg(name)
     assert ps.train_image_hw(cfg) == hw and ps.gpus_of(cfg) == gpus
 
 
-def test_projection_is_seconds_times_iterations_times_gpus():
-    assert _module().projected_gpu_hours(0.5, 7200, 8) == pytest.approx(8.0)
+def test_projection_is_seconds_times_iterations_times_gpus(benchmark_script):
+    assert benchmark_script("paper_step").projected_gpu_hours(0.5, 7200, 8) == pytest.approx(8.0)
 
 
-def test_one_iteration_of_a_shrunk_config_on_cpu_and_the_table(tmp_path):
+def test_one_iteration_of_a_shrunk_config_on_cpu_and_the_table(tmp_path, benchmark_script):
     import torch
     from test_paper_configs import _shrink
 
-    ps = _module()
+    ps = benchmark_script("paper_step")
     cfg = _shrink(_cfg("solov2_r50_voc"))
     m = ps.measure(cfg, (64, 64), batch=2, iters=1, warmup=0, device=torch.device("cpu"))
     assert m["sec_per_iter"] > 0 and m["peak_mem_mib"] > 0
@@ -58,6 +50,6 @@ def test_one_iteration_of_a_shrunk_config_on_cpu_and_the_table(tmp_path):
     assert "`python benchmarks/paper_step.py --iters 1`" in md and "Projected total: 8 GPU-hours" in md
 
 
-def test_unknown_config_name_lists_the_known_ones():
+def test_unknown_config_name_lists_the_known_ones(benchmark_script):
     with pytest.raises(SystemExit, match="nope not among the paper entries.*solov2_r50_voc"):
-        _module().run(["nope"], 1, 0, None)
+        benchmark_script("paper_step").run(["nope"], 1, 0, None)

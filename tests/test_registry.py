@@ -67,7 +67,7 @@ def test_every_model_zoo_entry_with_its_paper_numbers(registry):
         assert e.paper == {"AP": ap, "AP50": ap50, "AP75": ap75}, e
         assert e.supervision == "box" and e.variant == reg.APRO_VARIANT
         assert e.config == f"experiments/paper/{e.name}.py" and e.config_path().is_file()
-        assert e.suites == ("paper",)
+        assert e.suites == ("paper", "released")  # trained, and its released checkpoint evaluated
 
 
 def test_demo_entries_are_the_five_variants_with_existing_configs(registry):

@@ -7,19 +7,20 @@ def evaluate_inputs(wildcards):
         "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
         "data": job.data_root,
         "validated": apro_registry.validated_marker(job.dataset.name),
-        "done": job.done,
+        # a trained work dir, or (suite of released checkpoints) the converted checkpoint
+        "trained": job.checkpoint or job.done,
     }
 
 
 rule evaluate:
-    """`apro evaluate CONFIG WORK_DIR --out results/<suite>/<experiment>/metrics.json` (written atomically)."""
+    """`apro evaluate CONFIG WORK_DIR|CHECKPOINT --out results/<suite>/<experiment>/metrics.json` (atomically)."""
     input:
         unpack(evaluate_inputs),
     output:
         "results/{suite}/{experiment}/metrics.json",
     params:
         config=lambda w: shown_path(registry_job(w).config),
-        work_dir=lambda w: registry_job(w).work_dir,
+        checkpoint=lambda w: registry_job(w).checkpoint or registry_job(w).work_dir,
         seed=config["seed"],
     log:
         "results/logs/{suite}/{experiment}.evaluate.log",
@@ -30,5 +31,5 @@ rule evaluate:
         mem_mb=resources_of("evaluate")["mem_mb"],
         runtime=resources_of("evaluate")["runtime"],
     shell:
-        "{APRO} evaluate {params.config} {params.work_dir} --data-root {input.data} --out {output}"
+        "{APRO} evaluate {params.config} {params.checkpoint} --data-root {input.data} --out {output}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

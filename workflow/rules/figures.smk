@@ -9,11 +9,17 @@
 
 def figures_model_job(wildcards):
     """The job whose checkpoint the instance figures show, or None (affinity figures only)."""
-    jobs = JOBS if wildcards.suite == SUITE else []
+    jobs = [j for j in (JOBS if wildcards.suite == SUITE else []) if j.checkpoint is None]  # trained ones
     for job in jobs:
         if job.experiment.variant == apro_registry.APRO_VARIANT:
             return job
     return next((job for job in jobs if job.experiment.supervision == "box"), None)
+
+
+def suite_has_figures(suite):
+    """The figures read COCO instance annotations: every suite's data has them but the semantic VOC layout."""
+    jobs = JOBS if suite == SUITE else REGISTRY.jobs(suite)
+    return jobs[0].dataset.name != VOC_SEMANTIC
 
 
 def figures_inputs(wildcards):
@@ -59,7 +65,7 @@ rule html_report:
     input:
         metrics=suite_metrics,
         tables=lambda w: list(apro_registry.report_files(w.suite).values()),
-        figures="reports/{suite}/figures",
+        figures=lambda w: ["reports/{suite}/figures".format(suite=w.suite)] if suite_has_figures(w.suite) else [],
         ops=lambda w: ["reports/benchmarks/ops.csv"] if w.suite in config["ops_benchmark_suites"] else [],
     output:
         report("reports/{suite}/index.html", category="APro results",

@@ -12,25 +12,50 @@
 # Paper setting (Pascal VOC 2012 + SBD): voc_fetch downloads the public
 # ScribbleSup scribbles and point labels listed in experiments/semantic/voc_sources.yaml
 # and checks their sha256; voc_sparse_labels converts them into
-# data/semantic/voc_aug/train/{scribble,point}/<stem>.png (apro.semantic.voc).
+# data/semantic/voc_aug/train/{scribble,point}/<stem>.png (apro.semantic.voc);
+# prepare_voc_semantic lays out data/voc_aug/ from the VOC 2012 tar and SBD tgz of
+# fetch_archive (paper.smk) plus those labels: JPEGImages/, SegmentationClassAug/,
+# ImageSets/Segmentation/ (train_aug, val, train_aug_{point,scribble}), labels/train/{point,scribble}/,
+# and what `apro train-semantic` reads: --data-root data/voc_aug (train/, val/) and
+# --label-root data/voc_aug/labels ({train,val}/full, train/{point,scribble}).
 
 SEMANTIC_FRAMEWORKS = ("DeepLabV3+",)
 SEMANTIC_EXPERIMENTS = [e.name for e in REGISTRY.experiments.values() if e.framework in SEMANTIC_FRAMEWORKS]
 SEMANTIC_SYNTHETIC = [name for name, ds in REGISTRY.datasets.items() if ds.kind == "synthetic"]
+VOC_SEMANTIC = "voc_aug"  # the paper setting's dataset (experiments/registry.yaml), laid out by prepare_voc_semantic
 
 
 def semantic_label_dir(dataset):
+    """--label-root of a dataset: make_sparse_labels' folder, or the labels/ inside data/voc_aug."""
+    if dataset == VOC_SEMANTIC:
+        return f"data/{VOC_SEMANTIC}/labels"
     return f"data/semantic/{dataset}"
 
 
 def semantic_inputs(wildcards):
     job = registry_job(wildcards)
-    return {
+    inputs = {
         "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
         "data": job.data_root,
-        "validated": apro_registry.validated_marker(job.dataset.name),
-        "labels": semantic_label_dir(job.dataset.name),
+        "weights": pretrained_weights(job),  # paper.smk: the weights/<file> the config names ([] for the demo)
     }
+    if job.dataset.name != VOC_SEMANTIC:
+        # data/voc_aug is checked by prepare_voc_semantic and holds its labels (no COCO json to validate)
+        inputs["validated"] = apro_registry.validated_marker(job.dataset.name)
+        inputs["labels"] = semantic_label_dir(job.dataset.name)
+    return inputs
+
+
+def semantic_resources(stage):
+    """mem_mb, runtime, gpus, gres: the config's for the demo; one GPU (one process) for the paper setting."""
+    paper = {"train": {"mem_mb": 16000, "runtime": 3 * 24 * 60, "gpus": 1, "gres": "gpu:1"},
+             "evaluate": {"mem_mb": 8000, "runtime": 120, "gpus": 1, "gres": "gpu:1"}}[stage]
+    demo = dict(resources_of(stage), gpus=0, gres="")
+
+    def get(key):
+        return lambda w: (paper if registry_job(w).dataset.name == VOC_SEMANTIC else demo)[key]
+
+    return {key: get(key) for key in ("mem_mb", "runtime", "gpus", "gres")}
 
 
 rule make_sparse_labels:
@@ -67,6 +92,7 @@ rule train_semantic:
     params:
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
+        labels=lambda w: semantic_label_dir(registry_job(w).dataset.name),
         max_iters=lambda w: f" --max-iters {registry_job(w).max_iters}" if registry_job(w).max_iters else "",
         seed=config["seed"],
     log:
@@ -75,11 +101,10 @@ rule train_semantic:
         "results/benchmarks/{suite}/{experiment}.train.tsv"
     threads: config["train_threads"]
     resources:
-        mem_mb=resources_of("train")["mem_mb"],
-        runtime=resources_of("train")["runtime"],
+        **semantic_resources("train"),
     shell:
         "{APRO} train-semantic {params.config} --work-dir {params.work_dir} --data-root {input.data}"
-        " --label-root {input.labels} --seed {params.seed} --threads {threads}{params.max_iters} > {log} 2>&1"
+        " --label-root {params.labels} --seed {params.seed} --threads {threads}{params.max_iters} > {log} 2>&1"
 
 
 rule evaluate_semantic:
@@ -94,6 +119,7 @@ rule evaluate_semantic:
     params:
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
+        labels=lambda w: semantic_label_dir(registry_job(w).dataset.name),
         seed=config["seed"],
     log:
         "results/logs/{suite}/{experiment}.evaluate.log",
@@ -101,11 +127,10 @@ rule evaluate_semantic:
         "results/benchmarks/{suite}/{experiment}.evaluate.tsv"
     threads: config["eval_threads"]
     resources:
-        mem_mb=resources_of("evaluate")["mem_mb"],
-        runtime=resources_of("evaluate")["runtime"],
+        **semantic_resources("evaluate"),
     shell:
         "{APRO} evaluate-semantic {params.config} {params.work_dir} --data-root {input.data}"
-        " --label-root {input.labels} --out {output} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --label-root {params.labels} --out {output} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 ruleorder: train_semantic > train
@@ -151,3 +176,24 @@ rule voc_sparse_labels:
     shell:
         "{PYTHON} -m apro.semantic.voc convert --scribblesup {input.scribblesup} --points {input.points}"
         " --sources {input.sources} --out {output} > {log} 2>&1"
+
+
+rule prepare_voc_semantic:
+    """VOC 2012 tar + SBD tgz + the sparse labels -> data/voc_aug/ (apro.semantic.voc layout; 10,582 / 1,449 images)."""
+    input:
+        voc="downloads/VOCtrainval_11-May-2012.tar",
+        sbd="downloads/benchmark.tgz",
+        sparse="data/semantic/voc_aug/train",
+    output:
+        directory(f"data/{VOC_SEMANTIC}"),
+    log:
+        f"results/logs/data/{VOC_SEMANTIC}.prepare.log",
+    benchmark:
+        f"results/benchmarks/data/{VOC_SEMANTIC}.prepare.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=180,
+    shell:
+        "{PYTHON} -m apro.semantic.voc layout --voc-tar {input.voc} --sbd-tgz {input.sbd} --sparse {input.sparse}"
+        " --out {output} > {log} 2>&1"
