@@ -35,6 +35,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from apro.io import file_sha256
+
 #: (pattern, replacement) applied in turn to every key of a release checkpoint, per detector type
 RULES: Dict[str, List[Tuple[str, str]]] = {
     "BoxSOLOv2": [
@@ -150,11 +152,10 @@ def convert_checkpoint(config: str, source: str, out: str) -> dict:
     """Converts the release's ``source`` for ``config``'s model, loads it strictly, writes ``out``."""
     import torch
 
-    from apro.weights import file_digest
 
     model, model_type = build_model(config)
     state = convert_state_dict(read_state_dict(source), model, model_type, source=str(source))
-    meta = {"converted_from": str(Path(source).resolve()), "source_sha256": file_digest(source),
+    meta = {"converted_from": str(Path(source).resolve()), "source_sha256": file_sha256(source),
             "config": str(Path(config).resolve()), "model_type": model_type, "num_tensors": len(state)}
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -134,8 +134,10 @@ def _cmd_bench_ops(args: argparse.Namespace) -> int:
 #: subcommands that hand their arguments to a module's main(argv)
 _PASSTHROUGH = {
     "make-data": "write the synthetic COCO dataset (apro.data.synthetic; --help for its options)",
-    "train": "train (or resume) an mmdet config (apro.train; --help for its options)",
-    "evaluate": "mask AP of a trained model on the val split (apro.evaluate; --help for its options)",
+    "train": "train (or resume) an mmdet config, or a registry experiment: apro train box_gp_lp --suite demo "
+             "(apro.train; --help for its options)",
+    "evaluate": "mask AP of a trained model on the val split, or of a registry experiment "
+                "(apro.evaluate; --help for its options)",
     "report": "results.csv and summary pages of a suite (apro.report; --help for its options)",
     "make-sparse-labels": "dense / point / scribble label PNGs from instance masks (apro.semantic.labels)",
     "train-semantic": "train (or resume) an mmseg config (apro.semantic.run; --help for its options)",
@@ -229,74 +231,46 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN_FILE = "apro_run.json"
+def expand_experiment(command: str, argv: list[str]) -> list[str]:
+    """``apro train NAME [--suite S]`` / ``apro evaluate NAME [--suite S]``: the registry experiment's arguments.
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def train_fingerprint(config: str, data_root: str, seed: int, max_iters: int | None,
-                      init_from: str | None = None) -> dict:
-    """What decides a training's result: the config and the local files it inherits, the
-    training annotations, the seed, the number of iterations (None: the config's) and
-    the starting weights (``--init-from``)."""
-    from apro.registry import config_files
-    from apro.train import TrainError, init_checkpoint
-
-    files = config_files(config)  # the config first, then its bases; by content, so a moved checkout still resumes
-    try:
-        init_sha = None if init_from is None else _sha256(init_checkpoint(init_from))
-    except TrainError as exc:
-        raise CLIError(str(exc)) from None
-    return {
-        "config_files": [f.name for f in files],
-        "config_sha256": [_sha256(f) for f in files],
-        "train_annotations_sha256": _sha256(Path(data_root) / "annotations" / "instances_train.json"),
-        "seed": int(seed),
-        "max_iters": max_iters,
-        "init_sha256": init_sha,
-    }
-
-
-def prepare_work_dir(work_dir: str | os.PathLike, fingerprint: dict) -> Path | None:
-    """Keeps ``work_dir`` for a resume only if its checkpoints come from the same run.
-
-    A work dir that ``apro train`` started with another config, data, seed or
-    number of iterations (its ``apro_run.json`` differs) is renamed to
-    ``<work_dir>.stale-<time>`` (kept, not deleted), so training starts afresh
-    instead of "resuming" a finished run of other settings. Returns the new
-    name of a moved work dir, else None. Writes ``apro_run.json`` atomically.
+    NAME is an experiment of the registry (``--registry``, default experiments/registry.yaml) in suite
+    ``--suite`` (default demo); the workflow's paths, data root, schedule, starting point and threads for
+    it are filled in, and any other option given afterwards overrides them. A config path is left as is.
     """
-    import time
+    if not argv or argv[0].startswith("-") or argv[0].endswith(".py") or Path(argv[0]).exists():
+        return argv
+    name, rest = argv[0], argv[1:]
+    pick = argparse.ArgumentParser(add_help=False)
+    pick.add_argument("--suite", default="demo")
+    pick.add_argument("--registry", default=None)
+    known, rest = pick.parse_known_args(rest)
+    from apro.registry import RegistryError
 
-    work = Path(work_dir)
-    run_file = work / RUN_FILE
-    moved = None
-    if run_file.is_file():
-        try:
-            previous = json.loads(run_file.read_text())
-        except ValueError:
-            previous = None
-        if previous != fingerprint:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            moved = work.with_name(f"{work.name}.stale-{stamp}")
-            n = 1
-            while moved.exists():
-                n += 1
-                moved = work.with_name(f"{work.name}.stale-{stamp}-{n}")
-            os.replace(work, moved)
-            changed = sorted(k for k in fingerprint if not previous or previous.get(k) != fingerprint[k])
-            print(f"apro train: {work} holds a run with other settings ({', '.join(changed)} changed); "
-                  f"moved it to {moved} and starting afresh", file=sys.stderr, flush=True)
-    write_json_atomic(run_file, fingerprint)
-    return moved
+    try:
+        job = _load_registry(known.registry).job(known.suite, name)
+    except RegistryError as exc:
+        raise CLIError(f"{name}: neither a config file nor a runnable experiment: {exc}") from None
+    if job.experiment.framework == "DeepLabV3+":
+        raise CLIError(f"{name} is a semantic (mmseg) experiment: run `apro {command}-semantic` with its config "
+                       f"({job.config}), or the workflow")
+    if command == "train":
+        if job.checkpoint is not None:
+            raise CLIError(f"{name} of suite {known.suite} evaluates a released checkpoint; nothing to train")
+        out = [str(job.config), "--work-dir", job.work_dir, "--data-root", job.data_root]
+        out += ["--max-iters", str(job.max_iters)] if job.max_iters else []
+        out += ["--init-from", job.init_done] if job.init_done else []
+        out += ["--threads", str(job.experiment.threads)] if job.experiment.threads else []
+    else:
+        out = [str(job.config), job.checkpoint or job.work_dir, "--data-root", job.data_root, "--out", job.metrics]
+    print(f"apro {command} {name} --suite {known.suite}: {' '.join(out + rest)}", file=sys.stderr, flush=True)
+    return out + rest
 
 
 def _cmd_passthrough(args: argparse.Namespace) -> int:
     argv = list(args.args)
+    if args.command in ("train", "evaluate"):
+        argv = expand_experiment(args.command, argv)
     if args.command == "make-data":
         from apro.data import synthetic
 
@@ -325,12 +299,8 @@ def _cmd_passthrough(args: argparse.Namespace) -> int:
         from apro import evaluate as module
     parsed = module.build_parser().parse_args(argv)  # --help and usage errors exit here, as the module would
     validate_data_root(parsed.data_root, ("train", "val") if args.command == "train" else ("val",))
-    if args.command == "train":
-        if not Path(parsed.config).is_file():
-            raise CLIError(f"config {parsed.config}: no such file (expected an mmdet config, e.g. "
-                           "experiments/demo/box.py)")
-        prepare_work_dir(parsed.work_dir, train_fingerprint(parsed.config, parsed.data_root, parsed.seed,
-                                                            parsed.max_iters, parsed.init_from))
+    if args.command == "train" and not Path(parsed.config).is_file():
+        raise CLIError(f"config {parsed.config}: no such file (expected an mmdet config, e.g. experiments/demo/box.py)")
     return int(module.main(argv) or 0)
 
 

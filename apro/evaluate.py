@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from apro.io import write_json_atomic
-from apro.train import DONE_FILE, TrainError, file_sha256, load_config, set_threads
+from apro.io import file_sha256, write_json_atomic
+from apro.train import DONE_FILE, TrainError, load_config, set_threads
 
 
 def _resolve_checkpoint(checkpoint: str) -> Path:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as _dt
-import hashlib
 import html
 import io
-import json
 import os
 import shutil
 import sys
@@ -38,7 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from apro import registry as reg
 from apro import report as rep
-from apro.io import write_text_atomic
+from apro.io import file_sha256, write_text_atomic
 
 ABLATION_SPEC = reg.REPO_ROOT / "experiments" / "ablation" / "ablation.yaml"
 ABLATION_SUITE = "ablation"
@@ -160,10 +158,6 @@ def package_versions() -> Dict[str, str]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def config_hashes(registry: reg.Registry, names: Sequence[str]) -> List[List[str]]:
     rows, seen = [], set()
     for name in names:
@@ -178,7 +172,7 @@ def config_hashes(registry: reg.Registry, names: Sequence[str]) -> List[List[str
                 shown = str(f.relative_to(registry.root))
             except ValueError:
                 shown = str(f)
-            rows.append([shown, _sha256(f)[:16]])
+            rows.append([shown, file_sha256(f)[:16]])
     return rows
 
 

@@ -7,11 +7,21 @@ either the old file or none, never half a file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def file_sha256(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """The hex digest of a file (sha256 unless another ``hashlib`` algorithm is named), read in chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

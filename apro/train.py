@@ -17,7 +17,6 @@ environment variable, else 1).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -25,17 +24,15 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-from apro.io import write_json_atomic
+from apro.io import file_sha256, write_json_atomic
+from apro import runs
+from apro.runs import RunError
 
 DONE_FILE = "done.json"
 
 
 class TrainError(Exception):
     """A user-facing error (bad argument or input file)."""
-
-
-def file_sha256(path: os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def set_threads(threads: Optional[int]) -> int:
@@ -187,14 +184,17 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
     """Trains (or resumes) and returns the contents of ``<work_dir>/done.json``."""
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # mmengine checkpoints hold non-tensors
     threads = set_threads(threads)
+    cfg = load_config(config, data_root, seed)  # checks the config and the data root
+    init = None if init_from is None else init_checkpoint(init_from)  # also checks it early
+    # a work dir of other settings is moved aside, not resumed (rank 0 decides under torchrun)
+    runs.prepare_work_dir(work_dir, runs.fingerprint(config, runs.instance_data(data_root), seed, max_iters, init),
+                          "apro train")
     done = read_done(work_dir)
     if done is not None:
         print(f"apro train: {work_dir} is already complete ({done['checkpoint']}); nothing to do", flush=True)
         return done
-    cfg = load_config(config, data_root, seed)
     if max_iters is not None:
         _set_max_iters(cfg, max_iters)
-    init = None if init_from is None else init_checkpoint(init_from)  # also checks it early
     ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train", init)
     import mmdet
     import torch
@@ -239,6 +239,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TrainError as exc:
         print(f"apro train: error: {exc}", file=sys.stderr)
         return 2
+    except RunError as exc:  # a rank that waited in vain for rank 0
+        print(f"apro train: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import os
 import shutil
 import sys
@@ -28,6 +27,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
+
+from apro.io import file_sha256
 
 WEIGHTS_DIR = "weights"
 
@@ -70,20 +71,12 @@ class FetchError(RuntimeError):
     """A download that failed or a file that does not match its checksum."""
 
 
-def file_digest(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check_digest(path: Union[str, os.PathLike], expected: str, algorithm: str = "sha256") -> str:
     """Checks ``path`` against ``expected`` (full hex digest or a prefix of >= 8 digits); returns the digest."""
     expected = expected.lower()
     if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
         raise FetchError(f"checksum {expected!r} for {path}: expected at least 8 hex digits of the {algorithm}")
-    got = file_digest(path, algorithm)
+    got = file_sha256(path, algorithm)
     if not got.startswith(expected):
         raise FetchError(f"{path}: {algorithm} is {got}, expected {expected}"
                          f"{'...' if len(expected) < len(got) else ''}; the file is corrupt or not the release file")
@@ -120,7 +113,7 @@ def fetch(url: str, out: Union[str, os.PathLike], expected: Optional[str], algor
             if os.path.exists(tmp):
                 os.unlink(tmp)
     if expected is None:
-        got = file_digest(out, algorithm)
+        got = file_sha256(out, algorithm)
         record.write_text(f"{got}  {out.name}\n")
         print(f"{out}: no published checksum; recorded {algorithm} {got} in {record}", flush=True)
         return got

@@ -16,14 +16,12 @@ pytest.importorskip("mmdet")
 pytest.importorskip("mmcv.ops")
 
 from mmdet.registry import DATASETS, MODELS  # noqa: E402
-from mmdet.structures import DetDataSample  # noqa: E402
 from mmdet.structures.mask import BitmapMasks  # noqa: E402
 from mmdet.utils import register_all_modules  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.structures import InstanceData  # noqa: E402
 
 import apro.models  # noqa: E402,F401  (registers the plugin modules)
 from apro.data.synthetic import generate  # noqa: E402

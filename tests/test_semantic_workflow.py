@@ -70,7 +70,9 @@ def test_voc_convert_standins(tmp_path):
 def test_voc_fetch_checks_sha256(tmp_path):
     src = tmp_path / "points.json"
     src.write_text("{}")
-    good = voc.sha256_of(src)
+    from apro.io import file_sha256
+
+    good = file_sha256(src)
     for sha, ok in ((good, True), ("0" * 64, False), (None, False)):
         sources = tmp_path / "sources.yaml"
         sources.write_text(json.dumps({"sources": {"scribblesup": {"url": "file:///nowhere", "sha256": None},

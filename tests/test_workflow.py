@@ -58,8 +58,14 @@ def test_plain_dry_run_plans_the_demo_suite():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     plan = _planned(out)
-    assert plan["train"] == 6 and plan["evaluate"] == 6 and plan["report"] == 1, plan
-    assert plan["train_semantic"] == 5 and plan["evaluate_semantic"] == 5 and plan["make_sparse_labels"] == 1, plan
+    from apro.registry import load_registry
+
+    demo = load_registry().experiments_in("demo")
+    instance = [e for e in demo if e.framework != "DeepLabV3+"]
+    assert [e.name for e in instance] == ["stage1"] + DEMO and [e.name for e in demo[len(instance):]] == SEMANTIC
+    assert plan["train"] == plan["evaluate"] == len(instance) and plan["report"] == 1, plan
+    assert plan["train_semantic"] == plan["evaluate_semantic"] == len(SEMANTIC), plan
+    assert plan["make_sparse_labels"] == 1, plan
     # synthetic (instance) and synthetic_seg (semantic, colour hints at the class)
     assert plan["make_data"] == 2 and plan["validate_data"] == 2 and plan["all"] == 1, plan
     assert plan.get("benchmark_ops") == 1 and plan.get("html_report") == 1, plan
@@ -260,31 +266,3 @@ def test_cli_train_names_a_missing_annotation_file(tmp_path):
     assert proc.returncode == 2
     assert f"{data}/annotations/instances_train.json: annotation file does not exist" in proc.stderr, proc.stderr
     assert not (tmp_path / "work").exists()
-
-
-def test_work_dir_of_a_run_with_other_settings_is_moved_aside_not_resumed(tmp_path):
-    """Snakemake reruns a training when its config changed; resuming the old, finished run
-    would silently report the old model, so `apro train` starts afresh (keeping the old dir)."""
-    sys.path.insert(0, str(ROOT))
-    from apro import cli
-    from apro.data.synthetic import generate
-
-    data = tmp_path / "data"
-    generate(data, num_train=2, num_val=1, image_size=32, progress_every=0)
-    config = tmp_path / "exp.py"
-    config.write_text(f"_base_ = [{str(ROOT / 'experiments' / 'demo' / 'box.py')!r}]\n")
-    work = tmp_path / "work"
-    first = cli.train_fingerprint(str(config), str(data), seed=0, max_iters=None)
-    assert first["config_files"] == ["exp.py", "box.py", "_base_demo.py"] and len(first["config_sha256"]) == 3
-    assert cli.prepare_work_dir(work, first) is None
-    (work / "iter_5.pth").write_text("checkpoint")
-    # same settings: kept for the resume
-    assert cli.prepare_work_dir(work, cli.train_fingerprint(str(config), str(data), 0, None)) is None
-    assert (work / "iter_5.pth").is_file()
-    # the config changed: moved aside, a fresh work dir with the new fingerprint
-    config.write_text(config.read_text() + "model = dict(mask_head=dict(loss_proj=dict(loss_weight=1.0)))\n")
-    moved = cli.prepare_work_dir(work, cli.train_fingerprint(str(config), str(data), 0, None))
-    assert moved is not None and (moved / "iter_5.pth").is_file() and moved.name.startswith("work.stale-")
-    assert sorted(p.name for p in work.iterdir()) == ["apro_run.json"]
-    # so does another seed or schedule
-    assert cli.prepare_work_dir(work, cli.train_fingerprint(str(config), str(data), 1, None)) is not None

@@ -27,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from apro.io import write_json_atomic
-from apro.train import (DONE_FILE, TrainError, _set_max_iters, file_sha256, read_done, run_training,
-                        set_threads)
+from apro.io import file_sha256, write_json_atomic
+from apro import runs
+from apro.runs import RunError
+from apro.train import DONE_FILE, TrainError, _set_max_iters, read_done, run_training, set_threads
 
 KINDS = ("full", "point", "scribble")
 
@@ -83,11 +84,15 @@ def train(config: str, work_dir: str, data_root: str, label_root: str, seed: int
           max_iters: Optional[int] = None, threads: Optional[int] = 1) -> dict:
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # mmengine checkpoints hold non-tensors
     threads = set_threads(threads)
+    cfg = load_semantic_config(config, data_root, label_root, seed, splits=("train",))  # checks the folders
+    labels = Path(label_root) / "train" / cfg.get("labels", "full")
+    # a work dir of other settings is moved aside, not resumed (rank 0 decides under torchrun)
+    runs.prepare_work_dir(work_dir, runs.fingerprint(config, runs.semantic_data(data_root, labels), seed, max_iters),
+                          "apro train-semantic")
     done = read_done(work_dir)
     if done is not None:
         print(f"apro train-semantic: {work_dir} is already complete ({done['checkpoint']}); nothing to do", flush=True)
         return done
-    cfg = load_semantic_config(config, data_root, label_root, seed, splits=("train",))
     if max_iters is not None:
         _set_max_iters(cfg, max_iters)
     ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train-semantic")
@@ -163,6 +168,9 @@ def train_main(argv: Optional[Sequence[str]] = None) -> int:
     except TrainError as exc:
         print(f"apro train-semantic: error: {exc}", file=sys.stderr)
         return 2
+    except RunError as exc:  # a rank that waited in vain for rank 0
+        print(f"apro train-semantic: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -32,7 +32,6 @@ hidden sibling folder, renamed into place when complete.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -48,6 +47,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from apro.io import file_sha256
 
 IGNORE_INDEX = 255
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -80,14 +81,6 @@ def load_sources(path: os.PathLike) -> dict:
     return data
 
 
-def sha256_of(path: os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(source: str, sources_file: os.PathLike, out: os.PathLike) -> str:
     """Downloads ``source`` to ``out`` (atomically) once its sha256 matches the recorded one."""
     spec = load_sources(sources_file)["sources"].get(source)
@@ -100,7 +93,7 @@ def fetch(source: str, sources_file: os.PathLike, out: os.PathLike) -> str:
     try:
         with urllib.request.urlopen(spec["url"], timeout=120) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f)
-        got = sha256_of(tmp)
+        got = file_sha256(tmp)
         want = spec.get("sha256")
         if not want:
             raise VocLabelError(f"{sources_file}: sources.{source}.sha256 is not set; the download of {spec['url']} "
