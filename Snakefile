@@ -33,7 +33,8 @@ min_version("8.0")
 ROOT = Path(workflow.basedir).resolve()
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from apro import registry as apro_registry  # noqa: E402  (no torch, no compiled ops)
+from apro import layout as apro_layout  # noqa: E402  (every path; no torch, no compiled ops)
+from apro import registry as apro_registry  # noqa: E402
 
 
 configfile: str(ROOT / "experiments" / "config.yaml")
@@ -91,9 +92,9 @@ rule all:
     """The report of the configured suite (and, for the demo suite, the ops benchmark table)."""
     default_target: True
     input:
-        list(apro_registry.report_files(SUITE).values()),
-        f"reports/{SUITE}/index.html",
-        ["reports/benchmarks/ops.csv"] if SUITE in config["ops_benchmark_suites"] else [],
+        list(apro_layout.report_files(SUITE).values()),
+        apro_layout.html_page(SUITE),
+        [apro_layout.ops_table()] if SUITE in config["ops_benchmark_suites"] else [],
 
 
 for _stage in ("ops", "data", "train", "evaluate", "semantic", "paper", "released", "report", "figures"):

@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from apro import layout
 from apro.io import write_json_atomic, write_text_atomic
 
 #: The repository root: the folder holding setup.py next to the apro package.
@@ -143,7 +144,7 @@ _PASSTHROUGH = {
     "train-semantic": "train (or resume) an mmseg config (apro.semantic.run; --help for its options)",
     "evaluate-semantic": "mIoU of a trained mmseg model on the val split (apro.semantic.run)",
     "visualize": "affinity figures of chosen val images (apro.visualize; --help for its options)",
-    "html-report": "the HTML report reports/<suite>/index.html (apro.html_report; --help for its options)",
+    "html-report": f"the HTML report {layout.html_page('<suite>')} (apro.html_report; --help for its options)",
     "convert-checkpoint": "a released APro checkpoint (mmdet 2.25) for this suite's model, loaded strictly "
                           "(apro.checkpoints)",
 }

@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from apro import layout
 from apro import registry as reg
 from apro import report as rep
 from apro.io import file_sha256, write_text_atomic
@@ -105,7 +106,7 @@ def ablation_results(registry: reg.Registry, groups: List[dict], root: Path,
             rows.append({"experiment": name, "value": str(r["value"]),
                          "AP": rep._num(found[1].get("AP")) if found else None,
                          "AP50": rep._num(found[1].get("AP50")) if found else None,
-                         "source": f"results/{found[0]}/{name}" if found else "not run",
+                         "source": layout.experiment_dir(found[0], name) if found else "not run",
                          "known": exp is not None})
         out.append({**g, "rows": rows})
     return out
@@ -179,10 +180,9 @@ def config_hashes(registry: reg.Registry, names: Sequence[str]) -> List[List[str
 def extra_jobs(root: Path, suite: str) -> List[Dict[str, Any]]:
     """Benchmarks of the ops jobs and of this suite's figure / report jobs."""
     out = []
-    for rel, name in (("ops/build_ops", "build_ops"), ("ops/benchmark_ops", "benchmark_ops"),
-                      (f"{suite}/visualize", "visualize"), (f"{suite}/report", "report"),
-                      (f"{suite}/html_report", "html_report")):
-        b = rep.read_benchmark(root / "results" / "benchmarks" / f"{rel}.tsv")
+    for group, name in (("ops", "build_ops"), ("ops", "benchmark_ops"), (suite, "visualize"), (suite, "report"),
+                        (suite, "html_report")):
+        b = rep.read_benchmark(root / layout.job_benchmark(group, name))
         if b:
             out.append({"job": name, "source": "benchmark", **b})
     return out
@@ -289,17 +289,17 @@ def build_html(registry: reg.Registry, suite: str, root: Path, out_dir: Path,
 
     # -- ops benchmark
     parts.append('<h2 id="benchmark">Ops benchmark</h2>')
-    ops = root / "reports" / "benchmarks" / "ops.csv"
+    ops = root / layout.ops_table()
     if ops.is_file():
         with open(ops, newline="", encoding="utf-8") as fh:
             data = list(csv.reader(fh))
         if data:
             parts.append(_table(data[0], data[1:], "benchmark"))
         shutil.copyfile(ops, out_dir / "ops.csv")
-        parts.append('<p>From <code>reports/benchmarks/ops.csv</code> (copy: <a href="ops.csv">ops.csv</a>).</p>')
+        parts.append(f'<p>From <code>{layout.ops_table()}</code> (copy: <a href="ops.csv">ops.csv</a>).</p>')
     else:
-        parts.append('<p class="missing">No ops benchmark (reports/benchmarks/ops.csv): run '
-                     "<code>snakemake --cores 2 reports/benchmarks/ops.csv</code>.</p>")
+        parts.append(f'<p class="missing">No ops benchmark ({layout.ops_table()}): run '
+                     f"<code>snakemake --cores 2 {layout.ops_table()}</code>.</p>")
 
     # -- provenance
     parts.append('<h2 id="provenance">Provenance</h2>')
@@ -314,7 +314,7 @@ def build_html(registry: reg.Registry, suite: str, root: Path, out_dir: Path,
                             [[j["job"], rep._fmt_time(j["wall_s"]), _fmt(j["max_rss_mb"], 0),
                               rep._fmt_time(j["cpu_s"]), j["source"]] for j in jobs], "jobs"))
     else:
-        parts.append('<p class="missing">No job has run yet (no files under results/benchmarks/).</p>')
+        parts.append(f'<p class="missing">No job has run yet (no files under {layout.benchmarks_dir()}/).</p>')
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>APro report: {_e(suite)}</title><style>{STYLE}</style></head>\n<body>\n"
             + "\n".join(parts) + "\n</body></html>\n")

@@ -54,55 +54,9 @@ class RegistryError(ValueError):
     """A bad registry, or a request for an unknown / not runnable suite or experiment."""
 
 
-# ---------------------------------------------------------------- output layout
-# The one place that names the files of the workflow; the Snakefile uses these.
-
-def data_dir(dataset: str) -> str:
-    return f"data/{dataset}"
-
-
-def validated_marker(dataset: str) -> str:
-    return f"results/data/{dataset}/validated.json"
-
-
-def experiment_dir(suite: str, experiment: str) -> str:
-    return f"results/{suite}/{experiment}"
-
-
-def converted_checkpoint(suite: str, experiment: str) -> str:
-    """The release's checkpoint of an experiment, converted for this suite (``apro convert-checkpoint``)."""
-    return f"{experiment_dir(suite, experiment)}/checkpoint.pth"
-
-
-def work_dir(suite: str, experiment: str) -> str:
-    return f"{experiment_dir(suite, experiment)}/train"
-
-
-def done_file(suite: str, experiment: str) -> str:
-    return f"{work_dir(suite, experiment)}/done.json"
-
-
-def metrics_file(suite: str, experiment: str) -> str:
-    return f"{experiment_dir(suite, experiment)}/metrics.json"
-
-
-def log_file(stage: str, group: str, name: str) -> str:
-    """``results/logs/<group>/<name>.<stage>.log``; group is a suite or ``data``."""
-    return f"results/logs/{group}/{name}.{stage}.log"
-
-
-def benchmark_file(stage: str, group: str, name: str) -> str:
-    """``results/benchmarks/<group>/<name>.<stage>.tsv`` (Snakemake's ``benchmark:`` file)."""
-    return f"results/benchmarks/{group}/{name}.{stage}.tsv"
-
-
-def report_dir(suite: str) -> str:
-    return f"reports/{suite}"
-
-
-def report_files(suite: str) -> Dict[str, str]:
-    d = report_dir(suite)
-    return {"csv": f"{d}/results.csv", "md": f"{d}/summary.md", "html": f"{d}/summary.html"}
+# ---------------------------------------------------------------- output layout: apro.layout, the one place
+from apro.layout import (benchmark_file, converted_checkpoint, data_dir, done_file, experiment_dir,  # noqa: E402,F401
+                         log_file, metrics_file, report_dir, report_files, validated_marker, work_dir)
 
 
 # ---------------------------------------------------------------- entries

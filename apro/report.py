@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from apro import layout
 from apro import registry as reg
 from apro.io import write_text_atomic
 
@@ -437,14 +438,14 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
 
     page.h2("Wall time per job")
     if not jobs:
-        page.p("No job has run yet (no benchmark files under `results/benchmarks/`).")
+        page.p(f"No job has run yet (no benchmark files under `{layout.benchmarks_dir()}/`).")
     else:
         page.table(["job", "wall time", "max RSS (MB)", "CPU time", "source"],
                    [[j["job"], _fmt_time(j["wall_s"]), _fmt(j["max_rss_mb"], 0), _fmt_time(j["cpu_s"]),
                      j["source"]] for j in jobs])
         total = sum(j["wall_s"] for j in jobs)
         page.p(f"Sum over {len(jobs)} jobs: {_fmt_time(total)}. Source `benchmark`: Snakemake's benchmark "
-               "file of the job (`results/benchmarks/...`); jobs run side by side with `--cores 2`, so the "
+               f"file of the job (`{layout.benchmarks_dir()}/...`); jobs run side by side with `--cores 2`, so the "
                "elapsed time of a whole run is shorter than the sum.")
     return page
 
@@ -463,8 +464,8 @@ def write_report(registry: reg.Registry, suite: str, results_root: os.PathLike =
     out = Path(out_dir) if out_dir is not None else root / reg.report_dir(suite)
     rows = collect(registry, suite, root)
     jobs = job_times(registry, suite, root)
-    page = build_page(registry, suite, rows, jobs, results_root=f"{root / 'results' / suite}/")
-    paths = {"csv": out / "results.csv", "md": out / "summary.md", "html": out / "summary.html"}
+    page = build_page(registry, suite, rows, jobs, results_root=f"{root / layout.suite_results_dir(suite)}/")
+    paths = {kind: out / Path(path).name for kind, path in layout.report_files(suite).items()}
     write_text_atomic(paths["csv"], _csv_text(rows))
     write_text_atomic(paths["md"], page.markdown())
     write_text_atomic(paths["html"], page.html())

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-from apro.io import file_sha256, write_json_atomic
 from apro import runs
+from apro.io import file_sha256, write_json_atomic
 from apro.runs import RunError
 
 DONE_FILE = "done.json"

@@ -28,9 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
+from apro import layout
 from apro.io import file_sha256
-
-WEIGHTS_DIR = "weights"
 
 #: file name -> (release URL, sha256 or its published prefix, or None when none is published)
 WEIGHTS: Dict[str, Dict[str, Optional[str]]] = {
@@ -124,7 +123,7 @@ def fetch_weights(name: str, out: Union[None, str, os.PathLike] = None, url: Opt
     if name not in WEIGHTS:
         raise FetchError(f"unknown weights file {name!r}; known: {', '.join(WEIGHTS)}")
     spec = WEIGHTS[name]
-    return fetch(url or spec["url"], out or Path(WEIGHTS_DIR) / name, spec["sha256"], "sha256",
+    return fetch(url or spec["url"], out or layout.weights_file(name), spec["sha256"], "sha256",
                  what=f"{'released checkpoint' if name.startswith('released/') else 'backbone weights'} {name}")
 
 
@@ -140,7 +139,7 @@ def weights_in_config(config: Union[str, os.PathLike]) -> List[str]:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and node.value.startswith(WEIGHTS_DIR + "/") and node.value not in found:
+                    and node.value.startswith(layout.weights_file("")) and node.value not in found:
                 found.append(node.value)
     return found
 
@@ -150,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="download and check one weights file")
     f.add_argument("name", help=f"one of: {', '.join(WEIGHTS)}")
-    f.add_argument("--out", default=None, help="destination (default weights/<name>)")
+    f.add_argument("--out", default=None, help=f"destination (default {layout.weights_file('<name>')})")
     f.add_argument("--url", default=None, help="another source (a mirror, file:// for a local copy)")
     sub.add_parser("list", help="the known weights files and their URLs")
     args = p.parse_args(argv)

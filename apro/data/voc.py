@@ -23,6 +23,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from apro import layout
+
 CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
            "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
 EXPECTED = {"train": 10582, "val": 1449}
@@ -154,7 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m apro.data.voc", description=__doc__.split("\n\n")[0])
     p.add_argument("--voc", required=True, help="the VOC2012 folder (JPEGImages/, SegmentationObject/, ...)")
     p.add_argument("--sbd", required=True, help="SBD's dataset/ folder (inst/, train.txt, val.txt)")
-    p.add_argument("--out", required=True, help="output dataset folder, e.g. data/voc")
+    p.add_argument("--out", required=True, help=f"output dataset folder, e.g. {layout.data_dir('voc')}")
     p.add_argument("--expect-train", type=int, default=EXPECTED["train"])
     p.add_argument("--expect-val", type=int, default=EXPECTED["val"])
     args = p.parse_args(argv)

@@ -27,10 +27,17 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from apro import layout, runs
 from apro.io import file_sha256, write_json_atomic
-from apro import runs
 from apro.runs import RunError
-from apro.train import DONE_FILE, TrainError, _set_max_iters, read_done, run_training, set_threads
+from apro.train import (
+    DONE_FILE,
+    TrainError,
+    _set_max_iters,
+    read_done,
+    run_training,
+    set_threads,
+)
 
 KINDS = ("full", "point", "scribble")
 
@@ -135,7 +142,7 @@ def evaluate(config: str, checkpoint: str, data_root: str, label_root: str, out:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-root", required=True, help="image folder with train/ and val/ (e.g. data/synthetic_seg)")
+    p.add_argument("--data-root", required=True, help=f"image folder with train/ and val/ (e.g. {layout.data_dir('synthetic_seg')})")
     p.add_argument("--label-root", required=True,
                    help="label folder of apro make-sparse-labels (<split>/{full,point,scribble}/)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

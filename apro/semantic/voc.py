@@ -48,6 +48,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from apro import layout
 from apro.io import file_sha256
 
 IGNORE_INDEX = 255
@@ -432,7 +433,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lay.add_argument("--voc-tar", required=True, help="VOCtrainval_11-May-2012.tar")
     lay.add_argument("--sbd-tgz", required=True, help="SBD's benchmark.tgz")
     lay.add_argument("--sparse", default=None, help="convert's output folder ({point,scribble}/<id>.png)")
-    lay.add_argument("--out", required=True, help="output folder, e.g. data/voc_aug")
+    lay.add_argument("--out", required=True, help=f"output folder, e.g. {layout.data_dir('voc_aug')}")
     lay.add_argument("--expect-train", type=int, default=LAYOUT_EXPECTED["train_aug"],
                      help=f"train_aug images to expect (default {LAYOUT_EXPECTED['train_aug']}; 0: do not check)")
     lay.add_argument("--expect-val", type=int, default=LAYOUT_EXPECTED["val"],

@@ -16,7 +16,7 @@ def dataset_spec(wildcards):
 rule make_data:
     """Write a synthetic COCO-format dataset (generated in a hidden folder, renamed into place when complete)."""
     output:
-        directory("data/{dataset}"),
+        directory(apro_layout.data_dir("{dataset}")),
     wildcard_constraints:
         dataset="|".join(SYNTHETIC_DATASETS) or "(?!)",
     params:
@@ -27,9 +27,9 @@ rule make_data:
         hues=lambda w: "" if dataset_spec(w).class_hue_width is None
         else f" --class-hue-width {dataset_spec(w).class_hue_width}",
     log:
-        "results/logs/data/{dataset}.make_data.log",
+        apro_layout.log_file("make_data", "data", "{dataset}"),
     benchmark:
-        "results/benchmarks/data/{dataset}.make_data.tsv"
+        apro_layout.benchmark_file("make_data", "data", "{dataset}")
     threads: 1
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
@@ -42,13 +42,13 @@ rule make_data:
 rule validate_data:
     """Check the annotation files (apro.data.coco_io) and that every listed image exists; fails naming the bad file."""
     input:
-        "data/{dataset}",
+        apro_layout.data_dir("{dataset}"),
     output:
-        "results/data/{dataset}/validated.json",
+        apro_layout.validated_marker("{dataset}"),
     log:
-        "results/logs/data/{dataset}.validate_data.log",
+        apro_layout.log_file("validate_data", "data", "{dataset}"),
     benchmark:
-        "results/benchmarks/data/{dataset}.validate_data.tsv"
+        apro_layout.benchmark_file("validate_data", "data", "{dataset}")
     threads: 1
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],

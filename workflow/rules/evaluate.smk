@@ -6,7 +6,7 @@ def evaluate_inputs(wildcards):
     return {
         "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
         "data": job.data_root,
-        "validated": apro_registry.validated_marker(job.dataset.name),
+        "validated": apro_layout.validated_marker(job.dataset.name),
         # a trained work dir, or (suite of released checkpoints) the converted checkpoint
         "trained": job.checkpoint or job.done,
     }
@@ -17,15 +17,15 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        "results/{suite}/{experiment}/metrics.json",
+        apro_layout.metrics_file("{suite}", "{experiment}"),
     params:
         config=lambda w: shown_path(registry_job(w).config),
         checkpoint=lambda w: registry_job(w).checkpoint or registry_job(w).work_dir,
         seed=config["seed"],
     log:
-        "results/logs/{suite}/{experiment}.evaluate.log",
+        apro_layout.log_file("evaluate", "{suite}", "{experiment}"),
     benchmark:
-        "results/benchmarks/{suite}/{experiment}.evaluate.tsv"
+        apro_layout.benchmark_file("evaluate", "{suite}", "{experiment}")
     threads: config["eval_threads"]
     resources:
         mem_mb=resources_of("evaluate")["mem_mb"],

@@ -24,7 +24,7 @@ def suite_has_figures(suite):
 
 def figures_inputs(wildcards):
     jobs = JOBS if wildcards.suite == SUITE else REGISTRY.jobs(wildcards.suite)
-    out = {"data": jobs[0].data_root, "validated": apro_registry.validated_marker(jobs[0].dataset.name)}
+    out = {"data": jobs[0].data_root, "validated": apro_layout.validated_marker(jobs[0].dataset.name)}
     job = figures_model_job(wildcards)
     if job is not None:
         out["done"] = job.done
@@ -42,15 +42,15 @@ rule visualize:
     input:
         unpack(figures_inputs),
     output:
-        report(directory("reports/{suite}/figures"), patterns=["{name}.png"], category="Affinities",
+        report(directory(apro_layout.figures_dir("{suite}")), patterns=["{name}.png"], category="Affinities",
                caption=str(ROOT / "workflow" / "report" / "affinity.rst")),
     params:
         model=figures_model_args,
         images=2,
     log:
-        "results/logs/{suite}/visualize.log",
+        apro_layout.job_log("{suite}", "visualize"),
     benchmark:
-        "results/benchmarks/{suite}/visualize.tsv"
+        apro_layout.job_benchmark("{suite}", "visualize")
     threads: 1
     resources:
         mem_mb=resources_of("report")["mem_mb"],
@@ -64,20 +64,20 @@ rule html_report:
     """`apro html-report --suite SUITE`: reports/<suite>/index.html, self-contained with relative links."""
     input:
         metrics=suite_metrics,
-        tables=lambda w: list(apro_registry.report_files(w.suite).values()),
-        figures=lambda w: ["reports/{suite}/figures".format(suite=w.suite)] if suite_has_figures(w.suite) else [],
-        ops=lambda w: ["reports/benchmarks/ops.csv"] if w.suite in config["ops_benchmark_suites"] else [],
+        tables=lambda w: list(apro_layout.report_files(w.suite).values()),
+        figures=lambda w: [apro_layout.figures_dir(w.suite)] if suite_has_figures(w.suite) else [],
+        ops=lambda w: [apro_layout.ops_table()] if w.suite in config["ops_benchmark_suites"] else [],
     output:
-        report("reports/{suite}/index.html", category="APro results",
+        report(apro_layout.html_page("{suite}"), category="APro results",
                caption=str(ROOT / "workflow" / "report" / "index.rst")),
-        "reports/{suite}/ablation.csv",
+        apro_layout.ablation_table("{suite}"),
     params:
         registry=shown_path(_registry_path),
-        out_dir=lambda w: apro_registry.report_dir(w.suite),
+        out_dir=lambda w: apro_layout.report_dir(w.suite),
     log:
-        "results/logs/{suite}/html_report.log",
+        apro_layout.job_log("{suite}", "html_report"),
     benchmark:
-        "results/benchmarks/{suite}/html_report.tsv"
+        apro_layout.job_benchmark("{suite}", "html_report")
     threads: 1
     resources:
         mem_mb=resources_of("report")["mem_mb"],

@@ -14,11 +14,11 @@ rule build_ops:
         "setup.py",
         OPS_SOURCES,
     output:
-        "results/ops/build.done",
+        apro_layout.ops_marker(),
     log:
-        "results/logs/ops/build_ops.log",
+        apro_layout.job_log("ops", "build_ops"),
     benchmark:
-        "results/benchmarks/ops/build_ops.tsv"
+        apro_layout.job_benchmark("ops", "build_ops")
     threads: 2
     resources:
         mem_mb=4000,
@@ -30,14 +30,14 @@ rule build_ops:
 rule benchmark_ops:
     """Time the GP/LP/MST ops (benchmarks/ops.py) and write the table for people."""
     input:
-        ops="results/ops/build.done",
+        ops=apro_layout.ops_marker(),
         script="benchmarks/ops.py",
     output:
-        "reports/benchmarks/ops.csv",
+        apro_layout.ops_table(),
     log:
-        "results/logs/ops/benchmark_ops.log",
+        apro_layout.job_log("ops", "benchmark_ops"),
     benchmark:
-        "results/benchmarks/ops/benchmark_ops.tsv"
+        apro_layout.job_benchmark("ops", "benchmark_ops")
     threads: workflow.cores
     resources:
         mem_mb=8000,

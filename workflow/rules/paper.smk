@@ -21,11 +21,11 @@ def pretrained_weights(job):
 rule fetch_archive:
     """Download one dataset archive and check its MD5 (a file placed there by hand is only checked)."""
     output:
-        "downloads/{archive}",
+        apro_layout.download("{archive}"),
     wildcard_constraints:
         archive="|".join(re.escape(a) for a in apro_downloads.ARCHIVES),
     log:
-        "results/logs/data/{archive}.fetch.log",
+        apro_layout.log_file("fetch", "data", "{archive}"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -37,38 +37,40 @@ rule fetch_archive:
 rule prepare_voc:
     """Unpack VOC 2012 + SBD and convert them to the augmented instance set (10,582 / 1,449 images)."""
     input:
-        voc="downloads/VOCtrainval_11-May-2012.tar",
-        sbd="downloads/benchmark.tgz",
+        voc=apro_layout.download("VOCtrainval_11-May-2012.tar"),
+        sbd=apro_layout.download("benchmark.tgz"),
     output:
-        directory("data/voc"),
+        directory(apro_layout.data_dir("voc")),
     log:
-        "results/logs/data/voc.prepare.log",
+        apro_layout.log_file("prepare", "data", "voc"),
     benchmark:
-        "results/benchmarks/data/voc.prepare.tsv"
+        apro_layout.benchmark_file("prepare", "data", "voc")
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
+    params:
+        src=apro_layout.download("voc_src"),  # the two archives unpacked (removed afterwards)
     shell:
-        "(rm -rf downloads/voc_src && mkdir -p downloads/voc_src"
-        " && tar -xf {input.voc} -C downloads/voc_src && tar -xzf {input.sbd} -C downloads/voc_src"
-        " && {PYTHON} -m apro.data.voc --voc downloads/voc_src/VOCdevkit/VOC2012"
-        " --sbd downloads/voc_src/benchmark_RELEASE/dataset --out {output}.part"
-        " && mv {output}.part {output} && rm -rf downloads/voc_src) > {log} 2>&1"
+        "(rm -rf {params.src} && mkdir -p {params.src}"
+        " && tar -xf {input.voc} -C {params.src} && tar -xzf {input.sbd} -C {params.src}"
+        " && {PYTHON} -m apro.data.voc --voc {params.src}/VOCdevkit/VOC2012"
+        " --sbd {params.src}/benchmark_RELEASE/dataset --out {output}.part"
+        " && mv {output}.part {output} && rm -rf {params.src}) > {log} 2>&1"
 
 
 rule prepare_coco:
     """Unpack COCO 2017 into data/coco/{train,val,annotations} and check image and instance counts."""
     input:
-        "downloads/train2017.zip",
-        "downloads/val2017.zip",
-        "downloads/annotations_trainval2017.zip",
+        apro_layout.download("train2017.zip"),
+        apro_layout.download("val2017.zip"),
+        apro_layout.download("annotations_trainval2017.zip"),
     output:
-        directory("data/coco"),
+        directory(apro_layout.data_dir("coco")),
     log:
-        "results/logs/data/coco.prepare.log",
+        apro_layout.log_file("prepare", "data", "coco"),
     benchmark:
-        "results/benchmarks/data/coco.prepare.tsv"
+        apro_layout.benchmark_file("prepare", "data", "coco")
     threads: 1
     resources:
         mem_mb=8000,
@@ -80,11 +82,11 @@ rule prepare_coco:
 rule fetch_weights:
     """Download one ImageNet-pretrained backbone checkpoint and check its sha256."""
     output:
-        "weights/{wfile}",
+        apro_layout.weights_file("{wfile}"),
     wildcard_constraints:
         wfile="|".join(re.escape(w) for w in apro_weights.WEIGHTS),
     log:
-        "results/logs/weights/{wfile}.fetch.log",
+        apro_layout.log_file("fetch", "weights", "{wfile}"),
     threads: 1
     resources:
         mem_mb=1000,
@@ -98,7 +100,7 @@ def paper_train_inputs(wildcards):
     return {
         "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
         "data": job.data_root,
-        "validated": apro_registry.validated_marker(job.dataset.name),
+        "validated": apro_layout.validated_marker(job.dataset.name),
         "weights": pretrained_weights(job),
     }
 
@@ -111,7 +113,7 @@ rule train_paper:
     input:
         unpack(paper_train_inputs),
     output:
-        done="results/{suite}/{experiment}/train/done.json",
+        done=apro_layout.done_file("{suite}", "{experiment}"),
     wildcard_constraints:
         suite="paper",
     params:
@@ -119,9 +121,9 @@ rule train_paper:
         work_dir=lambda w: registry_job(w).work_dir,
         seed=config["seed"],
     log:
-        "results/logs/{suite}/{experiment}.train.log",
+        apro_layout.log_file("train", "{suite}", "{experiment}"),
     benchmark:
-        "results/benchmarks/{suite}/{experiment}.train.tsv"
+        apro_layout.benchmark_file("train", "{suite}", "{experiment}")
     threads: 8
     resources:
         # the release's count for the entry (experiments/registry.yaml; the config's batch is written for it)

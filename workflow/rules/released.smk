@@ -14,7 +14,7 @@ def released_inputs(wildcards):
         raise WorkflowError(f"{wildcards.suite}/{wildcards.experiment}: not a suite of released checkpoints")
     return {
         "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
-        "checkpoint": f"weights/{job.released}",
+        "checkpoint": apro_layout.weights_file(job.released),
     }
 
 
@@ -23,13 +23,13 @@ rule convert_released:
     input:
         unpack(released_inputs),
     output:
-        apro_registry.converted_checkpoint("{suite}", "{experiment}"),
+        apro_layout.converted_checkpoint("{suite}", "{experiment}"),
     params:
         config=lambda w: shown_path(registry_job(w).config),
     log:
-        "results/logs/{suite}/{experiment}.convert.log",
+        apro_layout.log_file("convert", "{suite}", "{experiment}"),
     benchmark:
-        "results/benchmarks/{suite}/{experiment}.convert.tsv"
+        apro_layout.benchmark_file("convert", "{suite}", "{experiment}")
     threads: 1
     resources:
         mem_mb=8000,

@@ -22,16 +22,16 @@ rule report:
     input:
         suite_metrics,
     output:
-        csv="reports/{suite}/results.csv",
-        md="reports/{suite}/summary.md",
-        html=report("reports/{suite}/summary.html", category="APro results"),
+        csv=apro_layout.report_files("{suite}")["csv"],
+        md=apro_layout.report_files("{suite}")["md"],
+        html=report(apro_layout.report_files("{suite}")["html"], category="APro results"),
     params:
         registry=shown_path(_registry_path),
-        out_dir=lambda w: apro_registry.report_dir(w.suite),
+        out_dir=lambda w: apro_layout.report_dir(w.suite),
     log:
-        "results/logs/{suite}/report.log",
+        apro_layout.job_log("{suite}", "report"),
     benchmark:
-        "results/benchmarks/{suite}/report.tsv"
+        apro_layout.job_benchmark("{suite}", "report")
     threads: 1
     resources:
         mem_mb=resources_of("report")["mem_mb"],

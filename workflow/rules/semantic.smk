@@ -28,8 +28,8 @@ VOC_SEMANTIC = "voc_aug"  # the paper setting's dataset (experiments/registry.ya
 def semantic_label_dir(dataset):
     """--label-root of a dataset: make_sparse_labels' folder, or the labels/ inside data/voc_aug."""
     if dataset == VOC_SEMANTIC:
-        return f"data/{VOC_SEMANTIC}/labels"
-    return f"data/semantic/{dataset}"
+        return f"{apro_layout.data_dir(VOC_SEMANTIC)}/labels"
+    return apro_layout.sparse_labels_dir(dataset)
 
 
 def semantic_inputs(wildcards):
@@ -41,7 +41,7 @@ def semantic_inputs(wildcards):
     }
     if job.dataset.name != VOC_SEMANTIC:
         # data/voc_aug is checked by prepare_voc_semantic and holds its labels (no COCO json to validate)
-        inputs["validated"] = apro_registry.validated_marker(job.dataset.name)
+        inputs["validated"] = apro_layout.validated_marker(job.dataset.name)
         inputs["labels"] = semantic_label_dir(job.dataset.name)
     return inputs
 
@@ -61,18 +61,18 @@ def semantic_resources(stage):
 rule make_sparse_labels:
     """Dense, point and scribble labels of a synthetic dataset (written to a hidden folder, renamed when complete)."""
     input:
-        data="data/{dataset}",
-        validated="results/data/{dataset}/validated.json",
+        data=apro_layout.data_dir("{dataset}"),
+        validated=apro_layout.validated_marker("{dataset}"),
     output:
-        directory("data/semantic/{dataset}"),
+        directory(apro_layout.sparse_labels_dir("{dataset}")),
     wildcard_constraints:
         dataset="|".join(SEMANTIC_SYNTHETIC) or "(?!)",
     params:
         seed=lambda w: REGISTRY.datasets[w.dataset].seed,
     log:
-        "results/logs/data/{dataset}.make_sparse_labels.log",
+        apro_layout.log_file("make_sparse_labels", "data", "{dataset}"),
     benchmark:
-        "results/benchmarks/data/{dataset}.make_sparse_labels.tsv"
+        apro_layout.benchmark_file("make_sparse_labels", "data", "{dataset}")
     threads: 1
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
@@ -86,7 +86,7 @@ rule train_semantic:
     input:
         unpack(semantic_inputs),
     output:
-        done="results/{suite}/{experiment}/train/done.json",
+        done=apro_layout.done_file("{suite}", "{experiment}"),
     wildcard_constraints:
         experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
     params:
@@ -96,9 +96,9 @@ rule train_semantic:
         max_iters=lambda w: f" --max-iters {registry_job(w).max_iters}" if registry_job(w).max_iters else "",
         seed=config["seed"],
     log:
-        "results/logs/{suite}/{experiment}.train.log",
+        apro_layout.log_file("train", "{suite}", "{experiment}"),
     benchmark:
-        "results/benchmarks/{suite}/{experiment}.train.tsv"
+        apro_layout.benchmark_file("train", "{suite}", "{experiment}")
     threads: config["train_threads"]
     resources:
         **semantic_resources("train"),
@@ -111,9 +111,9 @@ rule evaluate_semantic:
     """`apro evaluate-semantic CONFIG WORK_DIR --out metrics.json`: mIoU on the dense val labels."""
     input:
         unpack(semantic_inputs),
-        done="results/{suite}/{experiment}/train/done.json",
+        done=apro_layout.done_file("{suite}", "{experiment}"),
     output:
-        "results/{suite}/{experiment}/metrics.json",
+        apro_layout.metrics_file("{suite}", "{experiment}"),
     wildcard_constraints:
         experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
     params:
@@ -122,9 +122,9 @@ rule evaluate_semantic:
         labels=lambda w: semantic_label_dir(registry_job(w).dataset.name),
         seed=config["seed"],
     log:
-        "results/logs/{suite}/{experiment}.evaluate.log",
+        apro_layout.log_file("evaluate", "{suite}", "{experiment}"),
     benchmark:
-        "results/benchmarks/{suite}/{experiment}.evaluate.tsv"
+        apro_layout.benchmark_file("evaluate", "{suite}", "{experiment}")
     threads: config["eval_threads"]
     resources:
         **semantic_resources("evaluate"),
@@ -146,11 +146,11 @@ rule voc_fetch:
     input:
         VOC_SOURCES,
     output:
-        "data/downloads/voc/{source}",
+        apro_layout.voc_label_source("{source}"),
     wildcard_constraints:
         source="scribblesup|points",
     log:
-        "results/logs/data/voc_fetch.{source}.log",
+        apro_layout.job_log("data", "voc_fetch.{source}"),
     threads: 1
     resources:
         mem_mb=500,
@@ -162,13 +162,13 @@ rule voc_fetch:
 rule voc_sparse_labels:
     """ScribbleSup scribbles and point labels -> data/semantic/voc_aug/train/{scribble,point}/<stem>.png."""
     input:
-        scribblesup="data/downloads/voc/scribblesup",
-        points="data/downloads/voc/points",
+        scribblesup=apro_layout.voc_label_source("scribblesup"),
+        points=apro_layout.voc_label_source("points"),
         sources=VOC_SOURCES,
     output:
-        directory("data/semantic/voc_aug/train"),
+        directory(f"{apro_layout.sparse_labels_dir(VOC_SEMANTIC)}/train"),
     log:
-        "results/logs/data/voc_sparse_labels.log",
+        apro_layout.job_log("data", "voc_sparse_labels"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -181,15 +181,15 @@ rule voc_sparse_labels:
 rule prepare_voc_semantic:
     """VOC 2012 tar + SBD tgz + the sparse labels -> data/voc_aug/ (apro.semantic.voc layout; 10,582 / 1,449 images)."""
     input:
-        voc="downloads/VOCtrainval_11-May-2012.tar",
-        sbd="downloads/benchmark.tgz",
-        sparse="data/semantic/voc_aug/train",
+        voc=apro_layout.download("VOCtrainval_11-May-2012.tar"),
+        sbd=apro_layout.download("benchmark.tgz"),
+        sparse=f"{apro_layout.sparse_labels_dir(VOC_SEMANTIC)}/train",
     output:
-        directory(f"data/{VOC_SEMANTIC}"),
+        directory(apro_layout.data_dir(VOC_SEMANTIC)),
     log:
-        f"results/logs/data/{VOC_SEMANTIC}.prepare.log",
+        apro_layout.log_file("prepare", "data", VOC_SEMANTIC),
     benchmark:
-        f"results/benchmarks/data/{VOC_SEMANTIC}.prepare.tsv"
+        apro_layout.benchmark_file("prepare", "data", VOC_SEMANTIC)
     threads: 1
     resources:
         mem_mb=4000,

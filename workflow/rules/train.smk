@@ -14,7 +14,7 @@ def train_inputs(wildcards):
     inputs = {
         "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
         "data": job.data_root,
-        "validated": apro_registry.validated_marker(job.dataset.name),
+        "validated": apro_layout.validated_marker(job.dataset.name),
     }
     if job.init_done:  # a shared first stage (registry: init_from) is trained first
         inputs["init"] = job.init_done
@@ -41,7 +41,7 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        done="results/{suite}/{experiment}/train/done.json",
+        done=apro_layout.done_file("{suite}", "{experiment}"),
     params:
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
@@ -49,9 +49,9 @@ rule train:
         init=init_arg,
         seed=config["seed"],
     log:
-        "results/logs/{suite}/{experiment}.train.log",
+        apro_layout.log_file("train", "{suite}", "{experiment}"),
     benchmark:
-        "results/benchmarks/{suite}/{experiment}.train.tsv"
+        apro_layout.benchmark_file("train", "{suite}", "{experiment}")
     threads: train_threads
     resources:
         mem_mb=resources_of("train")["mem_mb"],

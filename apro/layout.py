@@ -1,0 +1,138 @@
+"""Every path the workflow reads and writes, in one place (relative to the working directory).
+
+The rules format their patterns from these functions (pass Snakemake wildcards such as
+``"{suite}"`` for the names), and the CLI, the registry's jobs and the reports take their paths
+from here, so renaming a folder is one edit. ``tests/test_layout.py`` fails when one of these
+paths is spelled anywhere else.
+
+    data/<dataset>/                             datasets (synthetic: apro make-data; paper: converted downloads)
+    data/semantic/<dataset>/                    point / scribble / dense label PNGs (apro make-sparse-labels)
+    data/downloads/voc/<source>                 ScribbleSup / point label sources
+    downloads/<archive>                         dataset archives
+    weights/<file>                              ImageNet weights, the release's checkpoints (released/)
+    results/data/<dataset>/validated.json       apro validate-data
+    results/<suite>/<experiment>/train/         a training's work dir, done.json when finished
+    results/<suite>/<experiment>/metrics.json   apro evaluate / evaluate-semantic
+    results/<suite>/<experiment>/checkpoint.pth a released checkpoint, converted
+    results/ops/build.done                      the compiled ops
+    results/logs/<group>/<name>[.<stage>].log   one log per job
+    results/benchmarks/<group>/<name>[.<stage>].tsv   Snakemake's benchmark file per job
+    reports/<suite>/                            results.csv, summary.md/html, index.html, figures/, ablation.csv
+    reports/benchmarks/ops.csv                  the ops benchmark
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+DATA, RESULTS, REPORTS, WEIGHTS, DOWNLOADS = "data", "results", "reports", "weights", "downloads"
+
+
+# ---------------------------------------------------------------- data, downloads, weights
+
+def data_dir(dataset: str) -> str:
+    return f"{DATA}/{dataset}"
+
+
+def sparse_labels_dir(dataset: str) -> str:
+    """The label PNGs of a synthetic dataset (``apro make-sparse-labels``)."""
+    return f"{DATA}/semantic/{dataset}"
+
+
+def voc_label_source(source: str) -> str:
+    return f"{DATA}/downloads/voc/{source}"
+
+
+def download(archive: str) -> str:
+    return f"{DOWNLOADS}/{archive}"
+
+
+def weights_file(name: str) -> str:
+    return f"{WEIGHTS}/{name}"
+
+
+def validated_marker(dataset: str) -> str:
+    return f"{RESULTS}/data/{dataset}/validated.json"
+
+
+# ---------------------------------------------------------------- one experiment of one suite
+
+def experiment_dir(suite: str, experiment: str) -> str:
+    return f"{RESULTS}/{suite}/{experiment}"
+
+
+def work_dir(suite: str, experiment: str) -> str:
+    return f"{experiment_dir(suite, experiment)}/train"
+
+
+def done_file(suite: str, experiment: str) -> str:
+    return f"{work_dir(suite, experiment)}/done.json"
+
+
+def metrics_file(suite: str, experiment: str) -> str:
+    return f"{experiment_dir(suite, experiment)}/metrics.json"
+
+
+def converted_checkpoint(suite: str, experiment: str) -> str:
+    """The release's checkpoint of an experiment, converted for this suite (``apro convert-checkpoint``)."""
+    return f"{experiment_dir(suite, experiment)}/checkpoint.pth"
+
+
+# ---------------------------------------------------------------- logs and benchmark files of the jobs
+
+def log_file(stage: str, group: str, name: str) -> str:
+    """``results/logs/<group>/<name>.<stage>.log``; group is a suite, ``data`` or ``weights``."""
+    return f"{RESULTS}/logs/{group}/{name}.{stage}.log"
+
+
+def benchmark_file(stage: str, group: str, name: str) -> str:
+    """``results/benchmarks/<group>/<name>.<stage>.tsv`` (Snakemake's ``benchmark:`` file)."""
+    return f"{RESULTS}/benchmarks/{group}/{name}.{stage}.tsv"
+
+
+def benchmarks_dir() -> str:
+    """Where Snakemake's benchmark files of all jobs go."""
+    return f"{RESULTS}/benchmarks"
+
+
+def suite_results_dir(suite: str) -> str:
+    return f"{RESULTS}/{suite}"
+
+
+def job_log(group: str, job: str) -> str:
+    """The log of a job that is not per experiment: ``results/logs/<group>/<job>.log`` (e.g. ops/build_ops)."""
+    return f"{RESULTS}/logs/{group}/{job}.log"
+
+
+def job_benchmark(group: str, job: str) -> str:
+    return f"{RESULTS}/benchmarks/{group}/{job}.tsv"
+
+
+# ---------------------------------------------------------------- the ops, and what people read
+
+def ops_marker() -> str:
+    return f"{RESULTS}/ops/build.done"
+
+
+def ops_table() -> str:
+    return f"{REPORTS}/benchmarks/ops.csv"
+
+
+def report_dir(suite: str) -> str:
+    return f"{REPORTS}/{suite}"
+
+
+def report_files(suite: str) -> Dict[str, str]:
+    d = report_dir(suite)
+    return {"csv": f"{d}/results.csv", "md": f"{d}/summary.md", "html": f"{d}/summary.html"}
+
+
+def html_page(suite: str) -> str:
+    return f"{report_dir(suite)}/index.html"
+
+
+def figures_dir(suite: str) -> str:
+    return f"{report_dir(suite)}/figures"
+
+
+def ablation_table(suite: str) -> str:
+    return f"{report_dir(suite)}/ablation.csv"
