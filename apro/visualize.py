@@ -104,7 +104,7 @@ def pixel_affinities(rgb: np.ndarray, source_yx, stride: int = 4, zeta_g: float 
     import torch
     import torch.nn.functional as F
 
-    from apro.models.pairwise_baselines import boxinst_color_similarity, rgb_to_lab
+    from apro.losses.baselines import boxinst_color_similarity, rgb_to_lab
     from apro.ops import minimum_spanning_tree
 
     H0, W0 = rgb.shape[:2]
@@ -257,7 +257,7 @@ def instance_rows(config: str, work_dir: str, data_root: Path, image: dict, max_
     from mmengine.runner import load_checkpoint
 
     from apro.evaluate import _resolve_checkpoint
-    from apro.models.box_losses import gp_soft_targets, lp_soft_targets
+    from apro.losses.box import gp_soft_targets, lp_soft_targets
     from apro.train import load_config
 
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")

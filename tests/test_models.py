@@ -25,7 +25,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 import apro.models  # noqa: E402,F401  (registers the plugin modules)
 from apro.data.synthetic import generate  # noqa: E402
-from apro.models import box_losses  # noqa: E402
+from apro.losses import box as box_losses  # noqa: E402
 from apro.models.box_solov2 import BoxSOLOV2Head  # noqa: E402
 from apro.train import load_config  # noqa: E402
 

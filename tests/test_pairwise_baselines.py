@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("mmdet")
 
 import reference  # noqa: E402  (tests/reference.py)
-from apro.models import pairwise_baselines as pb  # noqa: E402
+from apro.losses import baselines as pb  # noqa: E402
 
 
 # ---------------------------------------------------------------- slow references, from the definitions

@@ -28,7 +28,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
 
 import apro.models  # noqa: E402,F401
-from apro.models.box_losses import release_box_masks  # noqa: E402
+from apro.losses.box import release_box_masks  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 register_all_modules(init_default_scope=False)
@@ -102,7 +102,7 @@ def test_solov2_targets_at_each_levels_loss_size_and_small_boxes_dropped():
 
 def test_solov2_loss_runs_per_level_and_matches_a_per_level_recomputation():
     """The pooled loss equals the release's: per level at its size, all positives' terms averaged (O:SH:322-348)."""
-    from apro.models.box_losses import gp_soft_targets, lp_soft_targets, masked_l1_loss, projection_loss
+    from apro.losses.box import gp_soft_targets, lp_soft_targets, masked_l1_loss, projection_loss
 
     torch.manual_seed(0)
     head = _small_solov2_head()
@@ -142,7 +142,7 @@ def _small_mask2former():
 
 def test_mask2former_gp_lp_normalised_by_total_box_area():
     """One decoder layer's GP and LP terms against the release's loss_single (O:MH:291-313), step by step."""
-    from apro.models.box_losses import gp_soft_targets, lp_soft_targets
+    from apro.losses.box import gp_soft_targets, lp_soft_targets
     from apro.ops import minimum_spanning_tree
 
     torch.manual_seed(0)

@@ -136,3 +136,15 @@ def test_train_and_evaluate_accept_a_registry_experiment_name():
         cli.expand_experiment("train", ["sem_point"])
     with pytest.raises(cli.CLIError, match="released checkpoint; nothing to train"):
         cli.expand_experiment("train", ["solov2_r50_voc", "--suite", "released"])
+
+
+def test_the_mmseg_plugin_does_not_import_the_mmdet_plugin():
+    """The semantic segmentor's losses come from apro.losses (torch only), not from the mmdet plugin.
+
+    (mmseg itself imports mmdet when it is installed, for its Mask2Former heads; the losses never do.)"""
+    pytest.importorskip("mmseg")
+    code = ("import sys, apro.losses.box, apro.losses.baselines; print('mmdet' in sys.modules, 'mmseg' in sys.modules); "
+            "import apro.semantic.models; print('apro.models' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["False", "False", "False"], out.stdout

@@ -12,7 +12,7 @@ fully supervised baseline uses mmdet's own ``SOLOv2``/``SOLOV2Head``.
 GP/LP) and the matching cost ``BoxMatchingCost`` (``TASK_UTILS``) are in
 :mod:`apro.models.mask2former_apro`.
 """
-from .box_losses import (box_masks_from_boxes, gp_loss, gp_soft_targets, lp_loss, lp_soft_targets,
+from apro.losses.box import (box_masks_from_boxes, gp_loss, gp_soft_targets, lp_loss, lp_soft_targets,
                          masked_l1_loss, projection_loss, release_box_masks)
 from .box_solov2 import AProMaskFeatModule, BoxSOLOv2, BoxSOLOV2Head
 from .mask2former_apro import BoxMask2Former, BoxMask2FormerHead, BoxMatchingCost

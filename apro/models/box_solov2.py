@@ -58,9 +58,9 @@ from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .box_losses import (box_masks_from_boxes, gp_soft_targets, loss_term_cfg, lp_soft_targets, masked_l1_loss,
+from apro.losses.box import (box_masks_from_boxes, gp_soft_targets, loss_term_cfg, lp_soft_targets, masked_l1_loss,
                          projection_loss, release_box_masks)
-from .pairwise_baselines import (BOXINST_DEFAULTS, TREE_FILTER_DEFAULTS, boxinst_color_similarity,
+from apro.losses.baselines import (BOXINST_DEFAULTS, TREE_FILTER_DEFAULTS, boxinst_color_similarity,
                                  boxinst_pairwise_loss, rgb_to_lab, tree_filter_soft_targets)
 
 __all__ = ["AProMaskFeatModule", "BoxSOLOv2", "BoxSOLOV2Head"]
@@ -147,7 +147,7 @@ class BoxSOLOV2Head(SOLOV2Head):
             over this many training iterations (0: no warm-up; not in the release).
         loss_boxinst: BoxInst's colour-similarity pairwise term, ``dict(loss_weight=1.0,
             kernel_size=3, dilation=2, theta=2.0, color_thresh=0.3)`` or None (default);
-            see :mod:`apro.models.pairwise_baselines`.
+            see :mod:`apro.losses.baselines`.
         loss_tree: the tree-filter (TEL) term, ``dict(loss_weight=2.0, zetas=(0.01, 0.07))``
             or None (default). Both ramp up with the same warm-up as GP and LP.
     """

@@ -31,7 +31,7 @@ targets and losses follow the APro release's ``Box2MaskHead``
   the batch (O:MH:300-301, 313): an area-weighted pixel mean.
 
 Each pairwise term is switched off by setting it to ``None``. The loss
-helpers are :mod:`apro.models.box_losses` (shared with SOLOv2).
+helpers are :mod:`apro.losses.box` (shared with SOLOv2 and the semantic segmentor).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .box_losses import gp_soft_targets, loss_term_cfg, lp_soft_targets, projection_loss, release_box_masks
+from apro.losses.box import gp_soft_targets, loss_term_cfg, lp_soft_targets, projection_loss, release_box_masks
 
 __all__ = ["BoxMask2Former", "BoxMask2FormerHead", "BoxMatchingCost"]
 

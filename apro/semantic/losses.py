@@ -63,7 +63,7 @@ def gp_targets(probs: Tensor, images: Tensor, zetas: Sequence[float] = (0.05, 0.
     further pass is self-guided by the previous output (all C channels),
     as in APro's two-pass GP.
     """
-    from apro.models.box_losses import gp_soft_targets
+    from apro.losses.box import gp_soft_targets
 
     _check("probs", probs, 4)
     _check("images", images, 4)

@@ -32,7 +32,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import DATASETS, MODELS
 from mmseg.utils import add_prefix
 
-from apro.models.box_losses import loss_term_cfg
+from apro.losses.box import loss_term_cfg
 from apro.semantic.losses import (IGNORE_INDEX, gp_targets, lp_targets, partial_cross_entropy, region_mask,
                                   soft_l1_loss)
 

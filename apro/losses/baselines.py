@@ -2,7 +2,7 @@
 
 So that they compare with APro's GP and LP on equal footing (same network,
 same box targets, same guide image, same ``(K, 1, H, W)`` conventions as
-:mod:`apro.models.box_losses`):
+:mod:`apro.losses.box`):
 
 * **BoxInst's colour-similarity pairwise loss** (Tian et al., CVPR 2021). For
   every pixel i and its 8 neighbours j in a 3x3 window with dilation 2, the
@@ -22,7 +22,7 @@ same box targets, same guide image, same ``(K, 1, H, W)`` conventions as
   filter ``y_i = sum_j T_ij p_j / sum_j T_ij``. Like GP it runs a first pass
   with edge weights from the image and optional further passes with weights
   from the previous output; the loss is the masked L1 of
-  :func:`apro.models.box_losses.masked_l1_loss`. The filter is computed exactly
+  :func:`apro.losses.box.masked_l1_loss`. The filter is computed exactly
   in O(N) per map with the two sweeps (leaves to root, root to leaves) of the
   tree filter.
 """
@@ -205,7 +205,7 @@ def tree_filter(values: Tensor, guide: Optional[Tensor], tree: Tensor, zeta: flo
 def tree_filter_soft_targets(mask_scores: Tensor, images: Tensor, image_index: Tensor,
                              zetas: Sequence[float] = (0.01, 0.07), tree: Optional[Tensor] = None) -> Tensor:
     """TEL-style soft targets: pass 1 guided by the image, later passes by the previous output (as GP)."""
-    from .box_losses import tree_passes
+    from apro.losses.box import tree_passes
 
     return tree_passes(tree_filter, mask_scores, images, image_index, zetas, tree)
 
@@ -213,7 +213,7 @@ def tree_filter_soft_targets(mask_scores: Tensor, images: Tensor, image_index: T
 def tree_filter_loss(mask_scores: Tensor, box_masks: Tensor, images: Tensor, image_index: Tensor,
                      zetas: Sequence[float] = (0.01, 0.07)) -> Tensor:
     """Per-instance loss: masked L1 to the (constant) tree-filter soft targets."""
-    from .box_losses import masked_l1_loss
+    from apro.losses.box import masked_l1_loss
 
     soft = tree_filter_soft_targets(mask_scores, images, image_index, zetas)
     return masked_l1_loss(mask_scores, soft, box_masks)
