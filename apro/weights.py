@@ -21,15 +21,12 @@ from __future__ import annotations
 import argparse
 import ast
 import os
-import shutil
 import sys
-import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 from apro import layout
-from apro.io import file_sha256
+from apro.downloads import FetchError, check_digest, fetch  # noqa: F401  (re-exported)
 
 #: file name -> (release URL, sha256 or its published prefix, or None when none is published)
 WEIGHTS: Dict[str, Dict[str, Optional[str]]] = {
@@ -64,59 +61,6 @@ for _sub, _files in (("solov2_checkpoint", ("solov2_voc_r50_36epoch", "solov2_vo
                                                  "mask2former_coco_r101_50epoch", "mask2former_coco_swinl_50epoch"))):
     for _f in _files:
         WEIGHTS[f"released/{_f}.pth"] = {"url": f"{_RELEASE}{_sub}/{_f}.pth", "sha256": None}
-
-
-class FetchError(RuntimeError):
-    """A download that failed or a file that does not match its checksum."""
-
-
-def check_digest(path: Union[str, os.PathLike], expected: str, algorithm: str = "sha256") -> str:
-    """Checks ``path`` against ``expected`` (full hex digest or a prefix of >= 8 digits); returns the digest."""
-    expected = expected.lower()
-    if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
-        raise FetchError(f"checksum {expected!r} for {path}: expected at least 8 hex digits of the {algorithm}")
-    got = file_sha256(path, algorithm)
-    if not got.startswith(expected):
-        raise FetchError(f"{path}: {algorithm} is {got}, expected {expected}"
-                         f"{'...' if len(expected) < len(got) else ''}; the file is corrupt or not the release file")
-    return got
-
-
-def fetch(url: str, out: Union[str, os.PathLike], expected: Optional[str], algorithm: str = "sha256",
-          what: str = "file") -> str:
-    """Downloads ``url`` to ``out`` (through a temporary file) and checks it; returns its digest.
-
-    A file already at ``out`` is only checked (so files placed by hand are used).
-    With ``expected`` None, the digest is recorded in ``<out>.<algorithm>`` the
-    first time and checked against that record afterwards.
-    """
-    out = Path(out)
-    record = out.with_name(out.name + f".{algorithm}")
-    if expected is None and record.is_file():
-        expected = record.read_text().split()[0]
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        os.close(fd)
-        try:
-            print(f"fetching {what} {url} -> {out}", flush=True)
-            with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 (fixed release URLs)
-                shutil.copyfileobj(r, f, 1 << 20)
-            if expected is not None:
-                check_digest(tmp, expected, algorithm)
-            os.replace(tmp, out)
-        except (OSError, ValueError) as exc:
-            raise FetchError(f"could not download {what} from {url} ({exc}); download it by hand and place it at "
-                             f"{out} (the workflow then only checks its checksum)") from exc
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    if expected is None:
-        got = file_sha256(out, algorithm)
-        record.write_text(f"{got}  {out.name}\n")
-        print(f"{out}: no published checksum; recorded {algorithm} {got} in {record}", flush=True)
-        return got
-    return check_digest(out, expected, algorithm)
 
 
 def fetch_weights(name: str, out: Union[None, str, os.PathLike] = None, url: Optional[str] = None) -> str:

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from apro.weights import FetchError, fetch
+from apro.downloads import FetchError, fetch
 
 ARCHIVES: Dict[str, Dict[str, str]] = {
     "VOCtrainval_11-May-2012.tar": {

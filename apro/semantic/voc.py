@@ -40,7 +40,6 @@ import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -49,7 +48,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from apro import layout
-from apro.io import file_sha256
 
 IGNORE_INDEX = 255
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -83,30 +81,25 @@ def load_sources(path: os.PathLike) -> dict:
 
 
 def fetch(source: str, sources_file: os.PathLike, out: os.PathLike) -> str:
-    """Downloads ``source`` to ``out`` (atomically) once its sha256 matches the recorded one."""
+    """Downloads ``source`` to ``out`` (atomically, :func:`apro.downloads.fetch`) once its sha256 matches
+    the recorded one; a source without a recorded sha256 is downloaded aside only to report its checksum."""
+    from apro.downloads import FetchError
+    from apro.downloads import fetch as download
+
     spec = load_sources(sources_file)["sources"].get(source)
     if spec is None:
         raise VocLabelError(f"{sources_file}: no source {source!r} (expected scribblesup or points)")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
-    os.close(fd)
+    want = spec.get("sha256")
     try:
-        with urllib.request.urlopen(spec["url"], timeout=120) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f)
-        got = file_sha256(tmp)
-        want = spec.get("sha256")
-        if not want:
-            raise VocLabelError(f"{sources_file}: sources.{source}.sha256 is not set; the download of {spec['url']} "
-                                f"has sha256 {got}: check the file and record its checksum there")
-        if got != want:
-            raise VocLabelError(f"{spec['url']}: sha256 {got} does not match sources.{source}.sha256 {want} "
-                                f"in {sources_file}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return str(out)
+        if want:
+            download(spec["url"], out, want, what=f"label source {source}")
+            return str(out)
+        with tempfile.TemporaryDirectory() as tmp:  # nothing is kept without a recorded checksum
+            got = download(spec["url"], Path(tmp) / source, None, what=f"label source {source}")
+    except FetchError as exc:
+        raise VocLabelError(f"{sources_file}: sources.{source} ({spec['url']}): {exc}") from None
+    raise VocLabelError(f"{sources_file}: sources.{source}.sha256 is not set; the download of {spec['url']} "
+                        f"has sha256 {got}: check the file and record its checksum there")
 
 
 def class_index(tag: str, where: str) -> int:
