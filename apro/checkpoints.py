@@ -130,22 +130,16 @@ def convert_state_dict(state: Mapping[str, "object"], model, model_type: str, so
 
 
 def build_model(config: str):
-    """The (untrained) model of an mmdet config, with its plugin modules registered."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
+    """The (untrained) model of an mmdet config file and its type (``apro.evaluate.build_model``)."""
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.utils import import_modules_from_strings
+
+    from apro.evaluate import build_model as build
 
     if not Path(config).is_file():
         raise CheckpointError(f"config {config}: no such file (expected an experiments/paper/*.py config)")
     cfg = Config.fromfile(config)
-    register_all_modules(init_default_scope=False)
-    init_default_scope(cfg.get("default_scope", "mmdet"))
-    if cfg.get("custom_imports"):
-        import_modules_from_strings(**cfg.custom_imports)
     cfg.model.get("backbone", {}).pop("init_cfg", None)  # the checkpoint holds every weight
-    return MODELS.build(cfg.model), cfg.model.type
+    return build(cfg), cfg.model.type
 
 
 def convert_checkpoint(config: str, source: str, out: str) -> dict:

@@ -40,24 +40,31 @@ def _resolve_checkpoint(checkpoint: str) -> Path:
     return path
 
 
-def predict(cfg, checkpoint: Path) -> tuple[list, "object"]:
-    """Runs the model over ``cfg.test_dataloader``; returns COCO results and the dataset."""
-    import numpy as np
-    import torch
-    from mmengine.dataset import pseudo_collate
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    from mmengine.utils import import_modules_from_strings
-    from pycocotools import mask as mask_util
-
-    from mmdet.registry import DATASETS, MODELS
+def build_model(cfg):
+    """The (untrained) mmdet model of a loaded config, with mmdet's and the config's plugin modules registered."""
+    from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
 
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get("default_scope", "mmdet"))
     if cfg.get("custom_imports"):
         import_modules_from_strings(**cfg.custom_imports)
-    model = MODELS.build(cfg.model)
+    return MODELS.build(cfg.model)
+
+
+def predict(cfg, checkpoint: Path) -> tuple[list, "object"]:
+    """Runs the model over ``cfg.test_dataloader``; returns COCO results and the dataset."""
+    import numpy as np
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.runner import load_checkpoint
+    from pycocotools import mask as mask_util
+
+    from mmdet.registry import DATASETS
+
+    model = build_model(cfg)
     load_checkpoint(model, str(checkpoint), map_location="cpu", logger="silent")
     if torch.cuda.is_available():  # the data preprocessor moves each batch to the model's device
         model = model.cuda()

@@ -251,21 +251,17 @@ def instance_rows(config: str, work_dir: str, data_root: Path, image: dict, max_
     """Per GT instance of ``image``: the model's soft mask and its GP / LP soft labels (training's way)."""
     import torch
     import torch.nn.functional as F
-    from mmdet.registry import DATASETS, MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.registry import init_default_scope
+    from mmdet.registry import DATASETS
     from mmengine.runner import load_checkpoint
 
-    from apro.evaluate import _resolve_checkpoint
+    from apro.evaluate import _resolve_checkpoint, build_model
     from apro.losses.box import gp_soft_targets, lp_soft_targets
     from apro.train import load_config
 
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    register_all_modules(init_default_scope=False)
-    init_default_scope("mmdet")
     cfg = load_config(config, str(data_root), seed=0)
     ckpt = _resolve_checkpoint(work_dir)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     load_checkpoint(model, str(ckpt), map_location="cpu", logger="silent")
     model.eval()
     head = model.mask_head

@@ -54,13 +54,13 @@ WEIGHTS: Dict[str, Dict[str, Optional[str]]] = {
 #: the APro release's model-zoo checkpoints (its README's links; no checksum is published, so the
 #: sha256 is recorded on first download and enforced after); experiments/registry.yaml: released
 _RELEASE = "https://huggingface.co/CircleRadon/APro/resolve/main/"
-for _sub, _files in (("solov2_checkpoint", ("solov2_voc_r50_36epoch", "solov2_voc_r101_36epoch",
-                                            "solov2_coco_r50_36epoch", "solov2_coco_r101_36epoch")),
-                     ("mask2former_checkpoint", ("mask2former_voc_r50_50epoch", "mask2former_voc_r101_50epoch",
-                                                 "mask2former_voc_swinl_50epoch", "mask2former_coco_r50_50epoch",
-                                                 "mask2former_coco_r101_50epoch", "mask2former_coco_swinl_50epoch"))):
-    for _f in _files:
-        WEIGHTS[f"released/{_f}.pth"] = {"url": f"{_RELEASE}{_sub}/{_f}.pth", "sha256": None}
+_RELEASED = {"solov2_checkpoint": ("solov2_voc_r50_36epoch", "solov2_voc_r101_36epoch", "solov2_coco_r50_36epoch",
+                                   "solov2_coco_r101_36epoch"),
+             "mask2former_checkpoint": ("mask2former_voc_r50_50epoch", "mask2former_voc_r101_50epoch",
+                                        "mask2former_voc_swinl_50epoch", "mask2former_coco_r50_50epoch",
+                                        "mask2former_coco_r101_50epoch", "mask2former_coco_swinl_50epoch")}
+WEIGHTS.update({f"released/{name}.pth": {"url": f"{_RELEASE}{folder}/{name}.pth", "sha256": None}
+                for folder, names in _RELEASED.items() for name in names})
 
 
 def fetch_weights(name: str, out: Union[None, str, os.PathLike] = None, url: Optional[str] = None) -> str:

@@ -64,20 +64,16 @@ def _admit_candidates(model, inputs, candidates: int) -> None:
 
 def measure(cfg, images: int, warmup: int, photo_hw=PHOTO_HW, candidates: int = 500) -> Dict[str, float]:
     """Median seconds per image of ``cfg``'s model in ``test_step`` on the CPU."""
-    from mmdet.registry import MODELS
-    from mmdet.structures import DetDataSample
-    from mmdet.utils import register_all_modules
-
     import logging
 
+    from mmdet.structures import DetDataSample
     from mmengine.logging import MMLogger
 
-    register_all_modules()
-    import apro.models  # noqa: F401
+    from apro.evaluate import build_model
 
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no per-parameter init log
     cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg)
     model.init_weights()
     model.eval()
     hw = test_input_hw(photo_hw)

@@ -60,11 +60,12 @@ def test_release_box_masks_are_generate_box_mask_then_imrescale():
         boxes.append([x0, y0, rng.uniform(x0 + 0.5, w), rng.uniform(y0 + 0.5, h)])
     boxes += [[2.5, 3.5, 9.5, 10.5], [0, 0, w, h], [17.0, 30.0, 18.0, 31.0], [40.2, 8.7, 41.4, 60.0]]
     t = torch.tensor(boxes, dtype=torch.float32)
-    for stride in (4, 8, 16):
+    for stride in (1, 4, 8, 16):  # 1: the input's own size (Mask2Former's matching), no resize
         got = release_box_masks(t, h, w, (h // stride, w // stride))
         for k, box in enumerate(boxes):
             want = _release_box_mask(box, h, w, stride)
             assert np.array_equal(got[k].numpy().astype(np.uint8), want), (stride, box)
+    assert torch.equal(release_box_masks(t, h, w), release_box_masks(t, h, w, (h, w)))  # the default size
     assert release_box_masks(t[:0], h, w, (24, 40)).shape == (0, 24, 40)
 
 

@@ -157,8 +157,9 @@ def box_masks_from_boxes(boxes: Tensor, height: int, width: int, stride: float =
     return (in_y[:, :, None] & in_x[:, None, :]).to(torch.float32)
 
 
-def release_box_masks(boxes: Tensor, height: int, width: int, size: Sequence[int]) -> Tensor:
-    """The APro release's box masks of ``(K, 4)`` xyxy boxes on a ``height x width`` input, at ``size``.
+def release_box_masks(boxes: Tensor, height: int, width: int, size: Optional[Sequence[int]] = None) -> Tensor:
+    """The APro release's box masks of ``(K, 4)`` xyxy boxes on a ``height x width`` input, at ``size``
+    (default: the input's own size, no resize).
 
     The release draws each box on the input with ``GenerateBoxMask`` (the box
     rounded, rows ``y0..y1`` and columns ``x0..x1`` inclusive) and shrinks it to
@@ -168,7 +169,7 @@ def release_box_masks(boxes: Tensor, height: int, width: int, size: Sequence[int
     """
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be (K, 4) xyxy, got {tuple(boxes.shape)}")
-    out_h, out_w = int(size[0]), int(size[1])
+    out_h, out_w = (height, width) if size is None else (int(size[0]), int(size[1]))
     if boxes.shape[0] == 0:
         return boxes.new_zeros((0, out_h, out_w), dtype=torch.float32)
     r = boxes.detach().to(torch.float32).round()  # numpy's and torch's round: half to even
@@ -176,6 +177,8 @@ def release_box_masks(boxes: Tensor, height: int, width: int, size: Sequence[int
     xs = torch.arange(width, device=boxes.device, dtype=torch.float32)
     rows = ((ys[None] >= r[:, 1:2]) & (ys[None] <= r[:, 3:4])).to(torch.float32)
     cols = ((xs[None] >= r[:, 0:1]) & (xs[None] <= r[:, 2:3])).to(torch.float32)
-    rows = F.interpolate(rows[:, None], size=out_h, mode="linear", align_corners=False)[:, 0]
-    cols = F.interpolate(cols[:, None], size=out_w, mode="linear", align_corners=False)[:, 0]
+    if out_h != height:
+        rows = F.interpolate(rows[:, None], size=out_h, mode="linear", align_corners=False)[:, 0]
+    if out_w != width:
+        cols = F.interpolate(cols[:, None], size=out_w, mode="linear", align_corners=False)[:, 0]
     return ((rows[:, :, None] * cols[:, None, :]) >= 0.5).to(torch.float32)

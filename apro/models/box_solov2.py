@@ -271,8 +271,8 @@ class BoxSOLOV2Head(SOLOV2Head):
                 half_h = 0.5 * (y1 - y0) * self.pos_scale
                 half_w = 0.5 * (x1 - x0) * self.pos_scale
 
-                def cell(v: float, size: int) -> int:
-                    return int(v / size * num_grid // 1)
+                def cell(v: float, extent: int) -> int:
+                    return int(v / extent * num_grid // 1)
 
                 coord_h, coord_w = cell(center_h, upsampled_h), cell(center_w, upsampled_w)
                 top_box = max(0, cell(center_h - half_h, upsampled_h))

@@ -136,7 +136,7 @@ class BoxMask2FormerHead(Mask2FormerHead):
             gt = s.gt_instances
             boxes = gt.bboxes.tensor if hasattr(gt.bboxes, "tensor") else gt.bboxes
             # GenerateBoxMask on the padded input (O:LOAD:652-663); the matching and the losses resize it
-            masks = release_box_masks(boxes.reshape(-1, 4), in_h, in_w, (in_h, in_w))
+            masks = release_box_masks(boxes.reshape(-1, 4), in_h, in_w)
             batch_gt_instances.append(InstanceData(labels=gt.labels, bboxes=boxes, masks=masks.to(boxes.device)))
         guides = self._guides(batch_inputs, tuple(all_mask_preds[0].shape[-2:]))
         return self.loss_by_feat(all_cls_scores, all_mask_preds, batch_gt_instances, batch_img_metas, guides)
