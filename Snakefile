@@ -21,7 +21,11 @@
 #   results/<suite>/<experiment>/metrics.json  mask AP, AP50, AP75
 #   results/logs/..., results/benchmarks/...   log and benchmark (time, memory) of every job
 #   reports/<suite>/results.csv, summary.md, summary.html
-import os
+#
+# `snakemake --lint` reports nothing: the helper functions are in workflow/rules/common.smk
+# (included first; the stage files hold rules only), every rule passes the `apro` script
+# (and train_paper the interpreter) to its shell command as params, and names the suite's
+# environment.yml (`conda: CONDA_ENV`, common.smk says why --use-conda is refused).
 import sys
 from pathlib import Path
 
@@ -42,44 +46,7 @@ configfile: str(ROOT / "experiments" / "config.yaml")
 
 validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
 
-# The interpreter running Snakemake (the project's venv when started as
-# `.venv/bin/python -m snakemake`) and its `apro` script, so the rules work
-# without an activated environment. Before `pip install -e .` has registered
-# the script, fall back to running the module from the repository root.
-PYTHON = sys.executable
-_apro_script = Path(sys.executable).parent / "apro"
-APRO = str(_apro_script) if _apro_script.exists() else f"{sys.executable} -m apro.cli"
-
-_registry_path = Path(config["registry"])
-if not _registry_path.is_absolute():
-    _registry_path = ROOT / _registry_path
-try:
-    REGISTRY = apro_registry.load_registry(_registry_path)
-    SUITE = REGISTRY.suite(config["suite"]).name
-    JOBS = REGISTRY.jobs(SUITE, config.get("experiments"))
-except apro_registry.RegistryError as exc:
-    raise WorkflowError(f"config suite={config['suite']!r}: {exc}") from None
-
-
-def shown_path(path):
-    """A path as the rules print it: relative to the working directory when under it."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def registry_job(wildcards):
-    """The (suite, experiment) job of a rule's wildcards; an unknown one names the known ones."""
-    try:
-        return REGISTRY.job(wildcards.suite, wildcards.experiment)
-    except apro_registry.RegistryError as exc:
-        raise WorkflowError(str(exc)) from None
-
-
-def resources_of(stage):
-    return config["resources"][stage]
+include: str(ROOT / "workflow" / "rules" / "common.smk")  # software, registry, helper functions
 
 
 wildcard_constraints:

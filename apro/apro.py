@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from apro.defaults import GP_DEFAULTS, LP_DEFAULTS
 from apro.ops import global_propagate, local_propagate
 
 
@@ -38,14 +39,15 @@ class Global_APro(nn.Module):
     ) -> torch.Tensor:
         if sigma is not None and zeta_g is not None and sigma != zeta_g:
             raise ValueError(f"pass either sigma or zeta_g, not both (got sigma={sigma}, zeta_g={zeta_g})")
-        zeta = sigma if sigma is not None else (zeta_g if zeta_g is not None else 0.01)
+        zeta = sigma if sigma is not None else (zeta_g if zeta_g is not None else GP_DEFAULTS["zetas"][0])
         return global_propagate(feature_in, embed_in, tree, zeta)
 
 
 class Local_APro(nn.Module):
     """Local affinity propagation: ``local_apro(image, mask_pred, box_mask)``."""
 
-    def __init__(self, kernel_size: int = 5, zeta_s: float = 0.15, num_iter: int = 20):
+    def __init__(self, kernel_size: int = LP_DEFAULTS["kernel_size"], zeta_s: float = LP_DEFAULTS["zeta"],
+                 num_iter: int = LP_DEFAULTS["iterations"]):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")

@@ -27,15 +27,13 @@ written atomically.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
-import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
-from apro.io import file_sha256
+from apro.errors import InputError
+from apro.io import atomic_file, file_sha256
 
 #: (pattern, replacement) applied in turn to every key of a release checkpoint, per detector type
 RULES: Dict[str, List[Tuple[str, str]]] = {
@@ -58,7 +56,7 @@ RULES: Dict[str, List[Tuple[str, str]]] = {
 _SHOWN = 12  # offending keys listed per kind
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be read or does not fit the model; names the file and the keys."""
 
 
@@ -151,34 +149,8 @@ def convert_checkpoint(config: str, source: str, out: str) -> dict:
     state = convert_state_dict(read_state_dict(source), model, model_type, source=str(source))
     meta = {"converted_from": str(Path(source).resolve()), "source_sha256": file_sha256(source),
             "config": str(Path(config).resolve()), "model_type": model_type, "num_tensors": len(state)}
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
-        torch.save({"state_dict": state, "meta": meta}, tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as tmp:
+        torch.save({"state_dict": state, "meta": meta}, str(tmp))
     print(f"apro convert-checkpoint: {len(state)} tensors of {source} -> {out} (strict load into {config} passed)",
           flush=True)
     return meta
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="apro convert-checkpoint", description=__doc__.split("\n\n")[0])
-    p.add_argument("config", help="the entry's paper config (experiments/paper/*.py)")
-    p.add_argument("checkpoint", help="the release's checkpoint (mmdet 2.25 .pth)")
-    p.add_argument("--out", required=True, help="converted checkpoint to write")
-    args = p.parse_args(argv)
-    try:
-        convert_checkpoint(args.config, args.checkpoint, args.out)
-    except CheckpointError as exc:
-        print(f"apro convert-checkpoint: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,31 +1,30 @@
-"""Command-line entry point of the APro suite (``apro ...``).
+"""The command line of the APro suite: ``apro <verb>``, the one entry point users and rules call.
 
-Every Snakemake rule calls one of these subcommands, and each also works by
-hand from a shell:
+Every Snakemake rule calls one of these verbs, and each also works by hand. One name means one
+thing throughout: ``--data-root`` is a dataset folder read, ``--label-root`` its semantic label
+folder, ``--out`` what a verb writes (a file or a folder), ``--work-dir`` a training's folder.
+Exit codes: 0 done, 2 a usage error or bad input (:class:`apro.errors.InputError`: the message
+names the argument or file and what was expected), 1 a run that failed
+(:class:`apro.errors.RunFailed`).
 
-    apro build-ops [--inplace] [--marker results/ops/build.done]
-    apro bench-ops [args for benchmarks/ops.py ...]
-    apro list [--suite SUITE]                        the experiment registry
-    apro make-data OUT [--num-train N ...]           apro.data.synthetic
-    apro validate-data DATA_ROOT [--out FILE]        check annotations and images
-    apro train CONFIG --work-dir DIR --data-root DATA [...]      apro.train
-    apro evaluate CONFIG CHECKPOINT --data-root DATA --out FILE  apro.evaluate
-    apro report --suite SUITE [--results-root DIR]   apro.report
-    apro make-sparse-labels DATA --out LABELS        apro.semantic.labels (points, scribbles)
-    apro train-semantic / evaluate-semantic ...      apro.semantic.run (mmseg, mIoU)
-    apro visualize --data-root DATA --out-dir DIR    apro.visualize (affinity figures)
-    apro html-report --suite SUITE                   apro.html_report (reports/<suite>/index.html)
+    apro build-ops [--inplace] [--marker FILE]          compile the C++ ops (apro._C)
+    apro bench-ops [--out FILE ...]                     benchmarks/ops.py
+    apro list [--suite SUITE]                           the experiment registry
+    apro fetch NAME --out FILE                          one download, checked (weights, archives, label sources)
+    apro make-data --out DIR [--num-train N ...]        the synthetic COCO dataset
+    apro validate-data --data-root DATA [--out FILE]    check annotations and images
+    apro make-sparse-labels --data-root DATA --out DIR  dense / point / scribble label PNGs
+    apro prepare-coco / prepare-voc / prepare-voc-semantic / convert-voc-labels   the paper datasets
+    apro train CONFIG|EXPERIMENT --work-dir DIR --data-root DATA [--label-root LABELS]
+    apro evaluate CONFIG|EXPERIMENT CHECKPOINT --data-root DATA [--label-root LABELS] --out FILE
+    apro convert-checkpoint CONFIG RELEASED.pth --out FILE
+    apro visualize --data-root DATA --out DIR           affinity figures
+    apro report / html-report --suite SUITE [--out DIR] results.csv, summaries, index.html
 
-``make-data``, ``train``, ``evaluate`` and ``report`` pass their arguments on
-to the module's own ``main`` (``apro train --help`` shows them); ``train`` and
-``evaluate`` first check the dataset's annotation files, so a missing or
-corrupt one fails at once with its path in the message. ``train`` also records
-what decides the run (config files, training annotations, seed, iterations) in
-``<work-dir>/apro_run.json``: a work dir left by a run with other settings is
-moved aside (``<work-dir>.stale-<time>``) instead of being resumed.
-
-This module must stay importable before the compiled ops exist: it never
-imports ``apro._C`` (or anything that does) at module level.
+``train`` and ``evaluate`` take an mmdet or an mmseg config (told apart by its ``default_scope``),
+or an experiment of the registry (``apro train box_gp_lp --suite demo``), for which the workflow's
+paths and settings are filled in. This module stays importable before the compiled ops exist:
+nothing heavy is imported at module level.
 """
 from __future__ import annotations
 
@@ -35,17 +34,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from apro import layout
+from apro.errors import InputError, RunFailed
 from apro.io import write_json_atomic, write_text_atomic
 
 #: The repository root: the folder holding setup.py next to the apro package.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as ``apro: error: ...`` with exit code 2."""
+class CLIError(InputError):
+    """A bad argument of the command line itself."""
 
 
 def _repo_root(path: str | os.PathLike | None) -> Path:
@@ -54,6 +54,18 @@ def _repo_root(path: str | os.PathLike | None) -> Path:
         raise CLIError(f"--repo {root}: expected the suite's repository root, a folder containing setup.py")
     return root
 
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# ---------------------------------------------------------------- ops
 
 def _env_with_venv_on_path() -> dict[str, str]:
     """The environment for child processes, with this interpreter's bin/ first on PATH.
@@ -67,24 +79,17 @@ def _env_with_venv_on_path() -> dict[str, str]:
     return env
 
 
-
 def _probe_ops(root: Path) -> dict:
     """Import apro._C in a fresh interpreter (this one may hold a stale module)."""
     code = (
         "import json, torch, apro._C as C\n"
         "print(json.dumps({'so': C.__file__, 'torch': torch.__version__}))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=root,
-        env=_env_with_venv_on_path(),
-        capture_output=True,
-        text=True,
-    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=_env_with_venv_on_path(),
+                          capture_output=True, text=True)
     if proc.returncode != 0:
-        raise CLIError(
-            "the build finished but `import apro._C` fails:\n" + (proc.stderr.strip() or proc.stdout.strip())
-        )
+        raise RunFailed("the build finished but `import apro._C` fails:\n"
+                        + (proc.stderr.strip() or proc.stdout.strip()))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -106,7 +111,7 @@ def build_ops(root: Path, inplace: bool = False, marker: Path | None = None, qui
     print(f"apro build-ops: {' '.join(cmd)}  (in {root})", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, cwd=root, env=_env_with_venv_on_path())
     if proc.returncode != 0:
-        raise CLIError(f"building the ops failed (exit {proc.returncode}): {' '.join(cmd)}")
+        raise RunFailed(f"building the ops failed (exit {proc.returncode}): {' '.join(cmd)}")
     info = _probe_ops(root)
     info["command"] = " ".join(cmd)
     print(f"apro build-ops: built {info['so']} (torch {info['torch']})", file=sys.stderr)
@@ -115,88 +120,21 @@ def build_ops(root: Path, inplace: bool = False, marker: Path | None = None, qui
     return info
 
 
-def _cmd_build_ops(args: argparse.Namespace) -> int:
+def _cmd_build_ops(args) -> int:
     build_ops(_repo_root(args.repo), inplace=args.inplace, marker=args.marker, quiet=args.quiet)
     return 0
 
 
-def _cmd_bench_ops(args: argparse.Namespace) -> int:
-    root = _repo_root(args.repo)
-    path = root / "benchmarks" / "ops.py"
+def _cmd_bench_ops(args) -> int:
+    path = _repo_root(args.repo) / "benchmarks" / "ops.py"
     if not path.is_file():
         raise CLIError(f"{path}: benchmark script not found (expected benchmarks/ops.py, run as a script)")
     # a process of its own, run as __main__: its memory probes spawn fresh interpreters, which
     # re-import the script by path (a module loaded here by file name would not be importable there)
-    return subprocess.call([sys.executable, str(path), *args.bench_args])
+    return subprocess.call([sys.executable, str(path), *args.rest])
 
 
-# ---------------------------------------------------------------- experiments
-
-#: subcommands that hand their arguments to a module's main(argv)
-_PASSTHROUGH = {
-    "make-data": "write the synthetic COCO dataset (apro.data.synthetic; --help for its options)",
-    "train": "train (or resume) an mmdet config, or a registry experiment: apro train box_gp_lp --suite demo "
-             "(apro.train; --help for its options)",
-    "evaluate": "mask AP of a trained model on the val split, or of a registry experiment "
-                "(apro.evaluate; --help for its options)",
-    "report": "results.csv and summary pages of a suite (apro.report; --help for its options)",
-    "make-sparse-labels": "dense / point / scribble label PNGs from instance masks (apro.semantic.labels)",
-    "train-semantic": "train (or resume) an mmseg config (apro.semantic.run; --help for its options)",
-    "evaluate-semantic": "mIoU of a trained mmseg model on the val split (apro.semantic.run)",
-    "visualize": "affinity figures of chosen val images (apro.visualize; --help for its options)",
-    "html-report": f"the HTML report {layout.html_page('<suite>')} (apro.html_report; --help for its options)",
-    "convert-checkpoint": "a released APro checkpoint (mmdet 2.25) for this suite's model, loaded strictly "
-                          "(apro.checkpoints)",
-}
-
-
-_SEMANTIC = {
-    "make-sparse-labels": ("apro.semantic.labels", "main"),
-    "train-semantic": ("apro.semantic.run", "train_main"),
-    "evaluate-semantic": ("apro.semantic.run", "evaluate_main"),
-}
-
-
-def validate_data_root(data_root: str | os.PathLike, splits: Sequence[str] = ("train", "val")) -> dict:
-    """Checks ``<data_root>/annotations/instances_<split>.json`` (apro.data.coco_io) and that every
-    image it lists exists under ``<data_root>/<split>/``; returns counts per split.
-
-    Raises CLIError naming the first bad file.
-    """
-    from apro.data.coco_io import load_coco_annotations
-
-    root = Path(data_root)
-    if not root.is_dir():
-        raise CLIError(f"data root {root}: no such folder (expected train/, val/ and annotations/ in COCO format; "
-                       "`apro make-data` writes the synthetic one)")
-    summary = {"data_root": str(root), "splits": {}}
-    for split in splits:
-        ann_file = root / "annotations" / f"instances_{split}.json"
-        try:
-            data = load_coco_annotations(ann_file)
-        except ValueError as exc:
-            raise CLIError(f"bad annotation file: {exc}") from None
-        image_dir = root / split
-        missing = [im["file_name"] for im in data["images"] if not (image_dir / im["file_name"]).is_file()]
-        if missing:
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise CLIError(f"{ann_file}: {len(missing)} image(s) it lists are missing from {image_dir}/: "
-                           f"{', '.join(missing[:3])}{more}")
-        summary["splits"][split] = {"annotation_file": str(ann_file), "images": len(data["images"]),
-                                    "annotations": len(data["annotations"]),
-                                    "categories": len(data["categories"])}
-    return summary
-
-
-def _cmd_validate_data(args: argparse.Namespace) -> int:
-    summary = validate_data_root(args.data_root, args.splits)
-    for split, info in summary["splits"].items():
-        print(f"apro validate-data: {info['annotation_file']}: {info['images']} images, "
-              f"{info['annotations']} annotations, {info['categories']} categories: OK")
-    if args.out is not None:
-        write_json_atomic(args.out, summary)
-    return 0
-
+# ---------------------------------------------------------------- registry
 
 def _load_registry(path):
     from apro import registry
@@ -207,14 +145,9 @@ def _load_registry(path):
         raise CLIError(str(exc)) from None
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    from apro import registry
-
+def _cmd_list(args) -> int:
     reg = _load_registry(args.registry)
-    try:
-        suites = [reg.suite(args.suite).name] if args.suite else list(reg.suites)
-    except registry.RegistryError as exc:
-        raise CLIError(str(exc)) from None
+    suites = [reg.suite(args.suite).name] if args.suite else list(reg.suites)
     runnable = set(reg.runnable_suites())
     for suite in suites:
         exps = reg.experiments_in(suite)
@@ -232,145 +165,401 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def expand_experiment(command: str, argv: list[str]) -> list[str]:
-    """``apro train NAME [--suite S]`` / ``apro evaluate NAME [--suite S]``: the registry experiment's arguments.
+def _is_config_path(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target or Path(target).exists()
 
-    NAME is an experiment of the registry (``--registry``, default experiments/registry.yaml) in suite
-    ``--suite`` (default demo); the workflow's paths, data root, schedule, starting point and threads for
-    it are filled in, and any other option given afterwards overrides them. A config path is left as is.
+
+def fill_from_registry(args) -> None:
+    """``apro train NAME`` / ``apro evaluate NAME``: the registry experiment's paths and settings.
+
+    NAME is an experiment of ``--registry`` in ``--suite`` (default demo); its config, work dir, data
+    root, label root, schedule, starting point, threads and metrics file fill every option not given.
+    A config path is left as it is.
     """
-    if not argv or argv[0].startswith("-") or argv[0].endswith(".py") or Path(argv[0]).exists():
-        return argv
-    name, rest = argv[0], argv[1:]
-    pick = argparse.ArgumentParser(add_help=False)
-    pick.add_argument("--suite", default="demo")
-    pick.add_argument("--registry", default=None)
-    known, rest = pick.parse_known_args(rest)
+    if _is_config_path(args.config):
+        if args.suite is not None:
+            raise CLIError(f"--suite {args.suite}: only with an experiment name, not a config path")
+        return
     from apro.registry import RegistryError
 
+    suite = args.suite or "demo"
     try:
-        job = _load_registry(known.registry).job(known.suite, name)
+        job = _load_registry(args.registry).job(suite, args.config)
     except RegistryError as exc:
-        raise CLIError(f"{name}: neither a config file nor a runnable experiment: {exc}") from None
-    if job.experiment.framework == "DeepLabV3+":
-        raise CLIError(f"{name} is a semantic (mmseg) experiment: run `apro {command}-semantic` with its config "
-                       f"({job.config}), or the workflow")
-    if command == "train":
-        if job.checkpoint is not None:
-            raise CLIError(f"{name} of suite {known.suite} evaluates a released checkpoint; nothing to train")
-        out = [str(job.config), "--work-dir", job.work_dir, "--data-root", job.data_root]
-        out += ["--max-iters", str(job.max_iters)] if job.max_iters else []
-        out += ["--init-from", job.init_done] if job.init_done else []
-        out += ["--threads", str(job.experiment.threads)] if job.experiment.threads else []
-    else:
-        out = [str(job.config), job.checkpoint or job.work_dir, "--data-root", job.data_root, "--out", job.metrics]
-    print(f"apro {command} {name} --suite {known.suite}: {' '.join(out + rest)}", file=sys.stderr, flush=True)
-    return out + rest
-
-
-def _cmd_passthrough(args: argparse.Namespace) -> int:
-    argv = list(args.args)
-    if args.command in ("train", "evaluate"):
-        argv = expand_experiment(args.command, argv)
-    if args.command == "make-data":
-        from apro.data import synthetic
-
-        return int(synthetic.main(argv) or 0)
-    if args.command == "report":
-        from apro import report
-
-        return int(report.main(argv) or 0)
-    if args.command == "convert-checkpoint":
-        from apro import checkpoints
-
-        return int(checkpoints.main(argv) or 0)
-    if args.command in ("visualize", "html-report"):
-        from apro import html_report, visualize
-
-        return int((visualize if args.command == "visualize" else html_report).main(argv) or 0)
-    if args.command in _SEMANTIC:
-        # the semantic suite's own entry points (mmseg); they check their inputs themselves
-        import importlib
-
-        module_name, main_name = _SEMANTIC[args.command]
-        return int(getattr(importlib.import_module(module_name), main_name)(argv) or 0)
+        raise CLIError(f"{args.config}: neither a config file nor a runnable experiment: {exc}") from None
+    name, args.config = args.config, str(job.config)
+    if job.experiment.framework == "DeepLabV3+" and args.label_root is None:
+        args.label_root = job.dataset.label_root
+    args.data_root = args.data_root or job.data_root
     if args.command == "train":
-        from apro import train as module
+        if job.checkpoint is not None:
+            raise CLIError(f"{name} of suite {suite} evaluates a released checkpoint; nothing to train")
+        args.work_dir = args.work_dir or job.work_dir
+        args.max_iters = args.max_iters or job.max_iters
+        args.init_from = args.init_from or job.init_done
+        args.threads = args.threads or job.experiment.threads
     else:
-        from apro import evaluate as module
-    parsed = module.build_parser().parse_args(argv)  # --help and usage errors exit here, as the module would
-    validate_data_root(parsed.data_root, ("train", "val") if args.command == "train" else ("val",))
-    if args.command == "train" and not Path(parsed.config).is_file():
-        raise CLIError(f"config {parsed.config}: no such file (expected an mmdet config, e.g. experiments/demo/box.py)")
-    return int(module.main(argv) or 0)
+        args.checkpoint = args.checkpoint or job.checkpoint or job.work_dir
+        args.out = args.out or job.metrics
+    shown = {k: getattr(args, k) for k in ("config", "work_dir", "checkpoint", "data_root", "label_root",
+                                           "max_iters", "init_from", "out") if getattr(args, k, None)}
+    print(f"apro {args.command} {name} --suite {suite}: {shown}", file=sys.stderr, flush=True)
+
+
+def _require(args, *names: str) -> None:
+    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) in (None, "")]
+    if missing:
+        raise CLIError(f"{', '.join(missing)} required with a config path (or give a registry experiment name)")
+
+
+# ---------------------------------------------------------------- training and evaluation
+
+def _cmd_train(args) -> int:
+    fill_from_registry(args)
+    _require(args, "work_dir", "data_root")
+    from apro.train import train
+
+    train(args.config, args.work_dir, args.data_root, seed=args.seed, max_iters=args.max_iters,
+          threads=args.threads, init_from=args.init_from, label_root=args.label_root)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    fill_from_registry(args)
+    _require(args, "checkpoint", "data_root", "out")
+    from apro.evaluate import evaluate
+
+    evaluate(args.config, args.checkpoint, args.data_root, args.out, seed=args.seed, threads=args.threads,
+             label_root=args.label_root)
+    return 0
+
+
+def _cmd_convert_checkpoint(args) -> int:
+    from apro.checkpoints import convert_checkpoint
+
+    convert_checkpoint(args.config, args.checkpoint, args.out)
+    return 0
+
+
+# ---------------------------------------------------------------- data
+
+def _cmd_fetch(args) -> int:
+    from apro.data import coco_download
+    from apro.weights import WEIGHTS, fetch_weights
+
+    if args.name in WEIGHTS:
+        digest = fetch_weights(args.name, args.out, args.url)
+        print(f"ok {args.name} sha256 {digest}")
+    elif args.name in coco_download.ARCHIVES:
+        print(f"ok {args.name} md5 {coco_download.fetch_archive(args.name, args.out, args.url)}")
+    else:
+        from apro.data import voc
+
+        sources = voc.load_sources(args.sources)["sources"]
+        if args.name not in sources:
+            raise CLIError(f"fetch {args.name}: unknown name; known: {', '.join(WEIGHTS)}, "
+                           f"{', '.join(coco_download.ARCHIVES)}, and the label sources of {args.sources}: "
+                           f"{', '.join(sources)}")
+        print(f"ok {voc.fetch_label_source(args.name, args.sources, args.out)}")
+    return 0
+
+
+def _size(text: str):
+    try:
+        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected N or HxW (e.g. 128 or 96x128), got {text!r}")
+    return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _cmd_make_data(args) -> int:
+    from apro.data.synthetic import generate
+
+    try:
+        result = generate(args.out, num_train=args.num_train, num_val=args.num_val, image_size=args.image_size,
+                          seed=args.seed, overwrite=args.overwrite, progress_every=args.progress_every,
+                          max_instances=args.max_instances, empty_fraction=args.empty_fraction,
+                          class_hue_width=args.class_hue_width)
+    except (FileExistsError, ValueError) as exc:  # an existing output folder, a setting out of range
+        raise CLIError(str(exc)) from None
+    for split in ("train", "val"):
+        r = result[split]
+        print(f"{split}: {r['images']} images ({r['empty_images']} empty), {r['instances']} instances -> "
+              f"{r['ann_file']}")
+    return 0
+
+
+def _cmd_validate_data(args) -> int:
+    from apro.runs import validate_instance_data
+
+    summary = validate_instance_data(args.data_root, args.splits)
+    for info in summary["splits"].values():
+        print(f"apro validate-data: {info['annotation_file']}: {info['images']} images, "
+              f"{info['annotations']} annotations, {info['categories']} categories: OK")
+    if args.out is not None:
+        write_json_atomic(args.out, summary)
+    return 0
+
+
+def _cmd_make_sparse_labels(args) -> int:
+    from apro.data.sparse_labels import SparseLabelConfig, make_sparse_labels
+
+    cfg = SparseLabelConfig(bg_points=args.bg_points, bg_scribbles=args.bg_scribbles, margin=args.margin,
+                            point_radius=args.point_radius, scribble_width=args.scribble_width,
+                            max_length=args.max_length)
+    s = make_sparse_labels(args.data_root, args.out, args.seed, args.splits, cfg, args.overwrite)
+    fractions = {split: v["labelled_fraction"] for split, v in s["splits"].items()}
+    print(f"apro make-sparse-labels: {args.out} in {s['seconds']:.1f} s; labelled pixel fractions {fractions}",
+          flush=True)
+    return 0
+
+
+def _cmd_prepare_coco(args) -> int:
+    from apro.data.coco_download import COCO_EXPECTED, prepare_coco
+
+    print(f"coco: {prepare_coco(args.downloads, args.out, None if args.no_count_check else COCO_EXPECTED)}")
+    return 0
+
+
+def _cmd_prepare_voc(args) -> int:
+    from apro.data import voc
+
+    voc.convert(args.voc, args.sbd, args.out, {"train": args.expect_train, "val": args.expect_val})
+    return 0
+
+
+def _cmd_convert_voc_labels(args) -> int:
+    from apro.data import voc
+
+    spec = voc.load_sources(args.sources) if args.sources else {}
+    counts = voc.convert_sparse_labels(args.scribblesup, args.points, args.out, int(spec.get("scribble_width", 3)),
+                                       int(spec.get("point_radius", 0)))
+    print(f"apro convert-voc-labels: {counts} -> {args.out}")
+    return 0
+
+
+def _cmd_prepare_voc_semantic(args) -> int:
+    from apro.data import voc
+
+    expect = {k: v for k, v in (("train_aug", args.expect_train), ("val", args.expect_val)) if v}
+    counts = voc.layout_semantic(args.voc_tar, args.sbd_tgz, args.out, args.sparse, expect)
+    print(f"apro prepare-voc-semantic: {counts} -> {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------- figures and reports
+
+def _cmd_visualize(args) -> int:
+    from apro.visualize import visualize
+
+    manifest = visualize(args.data_root, args.out, args.images, args.stride, args.config, args.work_dir,
+                         args.zeta_g)
+    print(f"apro visualize: {len(manifest['figures'])} figures -> {args.out}", flush=True)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from apro import report
+
+    print(f"apro report: {report.write_summary(args.suite, args.registry, args.results_root, args.out)}")
+    return 0
+
+
+def _cmd_html_report(args) -> int:
+    from apro import report
+
+    print(f"apro html-report: {report.write_html_report(args.suite, args.registry, args.results_root, args.out)}")
+    return 0
+
+
+# ---------------------------------------------------------------- the parser
+
+def _data_root(p, help_text: str, required: bool = True) -> None:
+    p.add_argument("--data-root", required=required, default=None, help=help_text)
+
+
+def _seed_threads(p, seed_help: str = "random seed (default 0)") -> None:
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch (default: $APRO_THREADS, else 1)")
+
+
+def _target(p) -> None:
+    p.add_argument("config", help="an mmdet or mmseg config (e.g. experiments/demo/box_gp_lp.py), or an experiment "
+                                  "of the registry (e.g. box_gp_lp: its paths and settings are filled in)")
+    p.add_argument("--suite", default=None, help="the experiment's suite (default demo; only with an experiment name)")
+    p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
+    p.add_argument("--label-root", default=None,
+                   help="mmseg configs: the label folder (<split>/{full,point,scribble}/, apro make-sparse-labels)")
+
+
+def _suite_report(p) -> None:
+    p.add_argument("--suite", required=True, help="suite of the registry (demo, smoke, ablation, paper, ...)")
+    p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
+    p.add_argument("--results-root", default=".", help="folder holding results/ and reports/ (default: .)")
+    p.add_argument("--out", default=None, help=f"output folder (default: <results-root>/{layout.report_dir('<suite>')})")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="apro", description="APro reproducibility suite")
+    from apro.data.sparse_labels import SPLITS, SparseLabelConfig  # defaults shown in --help (numpy only)
+    from apro.data.voc import EXPECTED, LAYOUT_EXPECTED, SOURCES_FILE
+
+    parser = argparse.ArgumentParser(prog="apro", description="APro reproducibility suite. Exit codes: 0 done, "
+                                     "2 usage error or bad input, 1 a run that failed.")
     parser.add_argument("--repo", default=None, help="repository root (default: the one holding this package)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("build-ops", help="compile the C++ ops (apro._C) from csrc/ and check they import")
+    def verb(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = verb("build-ops", _cmd_build_ops, "compile the C++ ops (apro._C) from csrc/ and check they import")
     p.add_argument("--inplace", action="store_true",
                    help="use `setup.py build_ext --inplace` (incremental) instead of `pip install -e .`")
     p.add_argument("--marker", type=Path, default=None,
                    help="write this JSON file (.so path, torch version) atomically when the build succeeded")
     p.add_argument("-q", "--quiet", action="store_true", help="less output from pip")
-    p.set_defaults(func=_cmd_build_ops)
 
-    p = sub.add_parser("bench-ops", help="run benchmarks/ops.py; other arguments are passed on to it (e.g. --out FILE)")
-    p.set_defaults(func=_cmd_bench_ops, passes_unknown_args=True)
+    verb("bench-ops", _cmd_bench_ops, "run benchmarks/ops.py; any other arguments are passed on to it "
+                                      "(e.g. --out FILE)")
 
-    p = sub.add_parser("list", help="list the suites and experiments of the registry")
+    p = verb("list", _cmd_list, "list the suites and experiments of the registry")
     p.add_argument("--suite", default=None, help="only this suite's experiments")
     p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
     p.add_argument("--names", action="store_true", help="print only the experiment names, one a line")
-    p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("validate-data", help="check a COCO-format dataset folder (annotation files and images)")
-    p.add_argument("data_root", help="dataset folder with annotations/instances_<split>.json and <split>/")
+    p = verb("fetch", _cmd_fetch, "download one file and check its checksum: backbone weights, released "
+                                  "checkpoints (released/<file>.pth), dataset archives, VOC label sources")
+    p.add_argument("name", help="its name, e.g. resnet50-11ad3fa6.pth, VOCtrainval_11-May-2012.tar, scribblesup")
+    p.add_argument("--out", default=None, help="where to put it (default for weights: "
+                                               f"{layout.weights_file('<name>')}; required otherwise)")
+    p.add_argument("--url", default=None, help="another source (a mirror, file:// for a local copy)")
+    p.add_argument("--sources", default=str(SOURCES_FILE),
+                   help="the label sources' file (default experiments/semantic/voc_sources.yaml)")
+
+    p = verb("make-data", _cmd_make_data, "write the built-in synthetic COCO dataset (non-convex shapes on "
+                                          "cluttered, textured backgrounds)")
+    p.add_argument("--out", required=True, help="output folder (gets train/, val/, annotations/)")
+    p.add_argument("--num-train", type=_positive, default=400, help="training images (default 400)")
+    p.add_argument("--num-val", type=_positive, default=100, help="validation images (default 100)")
+    p.add_argument("--image-size", type=_size, default=128, help="N or HxW in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-instances", type=int, default=6, help="most objects tried per image (default 6)")
+    p.add_argument("--empty-fraction", type=float, default=0.1, help="share of images without objects (0.1)")
+    p.add_argument("--class-hue-width", type=float, default=None,
+                   help="hue band per class (fraction of the hue circle; default: any hue, shape alone tells "
+                        "the classes apart)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--progress-every", type=int, default=100, help="progress line every N images (0: quiet)")
+
+    p = verb("validate-data", _cmd_validate_data, "check a COCO-format dataset folder (annotation files and images)")
+    _data_root(p, "dataset folder with annotations/instances_<split>.json and <split>/")
     p.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check (default: train val)")
     p.add_argument("--out", type=Path, default=None, help="write a JSON summary here (atomically) when valid")
-    p.set_defaults(func=_cmd_validate_data)
 
-    for name, helptext in _PASSTHROUGH.items():
-        p = sub.add_parser(name, help=helptext, add_help=False)
-        p.add_argument("args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_cmd_passthrough)
+    d = SparseLabelConfig()
+    p = verb("make-sparse-labels", _cmd_make_sparse_labels,
+             "dense / point / scribble label PNGs from a COCO dataset's instance masks")
+    _data_root(p, "COCO-format dataset folder (annotations/instances_<split>.json, <split>/)")
+    p.add_argument("--out", required=True, help="output folder: <out>/<split>/{full,point,scribble}/<stem>.png")
+    p.add_argument("--seed", type=int, default=0, help="seed of the point / scribble draws (default 0)")
+    p.add_argument("--splits", nargs="+", default=list(SPLITS), help="splits (default: train val)")
+    p.add_argument("--bg-points", type=int, default=d.bg_points, help=f"background points per image ({d.bg_points})")
+    p.add_argument("--bg-scribbles", type=int, default=d.bg_scribbles,
+                   help=f"background strokes per image ({d.bg_scribbles})")
+    p.add_argument("--margin", type=int, default=d.margin, help=f"distance from region boundaries ({d.margin} px)")
+    p.add_argument("--point-radius", type=int, default=d.point_radius, help="0: single-pixel points")
+    p.add_argument("--scribble-width", type=int, default=d.scribble_width, help="stroke width in pixels")
+    p.add_argument("--max-length", type=float, default=d.max_length, help="stroke length / image side")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+    p = verb("prepare-coco", _cmd_prepare_coco, "lay out COCO 2017 from its three archives (train/, val/, annotations/)")
+    p.add_argument("--downloads", required=True, help="folder holding train2017.zip, val2017.zip, "
+                                                      "annotations_trainval2017.zip")
+    p.add_argument("--out", required=True, help=f"output dataset folder, e.g. {layout.data_dir('coco')}")
+    p.add_argument("--no-count-check", action="store_true", help="skip the COCO 2017 image/instance counts")
+
+    p = verb("prepare-voc", _cmd_prepare_voc, "Pascal VOC 2012 + SBD -> the augmented instance set in COCO json")
+    p.add_argument("--voc", required=True, help="the VOC2012 folder (JPEGImages/, SegmentationObject/, ...)")
+    p.add_argument("--sbd", required=True, help="SBD's dataset/ folder (inst/, train.txt, val.txt)")
+    p.add_argument("--out", required=True, help=f"output dataset folder, e.g. {layout.data_dir('voc')}")
+    p.add_argument("--expect-train", type=int, default=EXPECTED["train"],
+                   help=f"train images to expect (default {EXPECTED['train']})")
+    p.add_argument("--expect-val", type=int, default=EXPECTED["val"], help=f"val images to expect (default {EXPECTED['val']})")
+
+    p = verb("convert-voc-labels", _cmd_convert_voc_labels, "ScribbleSup scribbles + point JSON -> VOC label PNGs")
+    p.add_argument("--scribblesup", required=True, help="the ScribbleSup zip")
+    p.add_argument("--points", required=True, help="the point labels' JSON")
+    p.add_argument("--sources", default=None, help="voc_sources.yaml (scribble_width, point_radius)")
+    p.add_argument("--out", required=True, help="output folder ({point,scribble}/<id>.png)")
+
+    p = verb("prepare-voc-semantic", _cmd_prepare_voc_semantic,
+             "VOC 2012 tar + SBD tgz (+ sparse labels) -> the semantic training layout")
+    p.add_argument("--voc-tar", required=True, help="VOCtrainval_11-May-2012.tar")
+    p.add_argument("--sbd-tgz", required=True, help="SBD's benchmark.tgz")
+    p.add_argument("--sparse", default=None, help="convert-voc-labels' output folder ({point,scribble}/<id>.png)")
+    p.add_argument("--out", required=True, help=f"output folder, e.g. {layout.data_dir('voc_aug')}")
+    p.add_argument("--expect-train", type=int, default=LAYOUT_EXPECTED["train_aug"],
+                   help=f"train_aug images to expect (default {LAYOUT_EXPECTED['train_aug']}; 0: do not check)")
+    p.add_argument("--expect-val", type=int, default=LAYOUT_EXPECTED["val"],
+                   help=f"val images to expect (default {LAYOUT_EXPECTED['val']}; 0: do not check)")
+
+    p = verb("train", _cmd_train, "train (or resume) an mmdet or mmseg config, or a registry experiment")
+    _target(p)
+    p.add_argument("--work-dir", default=None, help="output folder (checkpoints, logs, done.json)")
+    _data_root(p, "dataset folder (mmdet: train/, val/, annotations/; mmseg: train/, val/ images)", required=False)
+    p.add_argument("--max-iters", type=_positive, default=None, help="override the config's number of iterations")
+    p.add_argument("--init-from", default=None,
+                   help="checkpoint (.pth, or the done.json of a finished training) whose model weights "
+                        "start this training; its optimiser state and iteration count are not used")
+    _seed_threads(p)
+
+    p = verb("evaluate", _cmd_evaluate, "mask AP (mmdet) or mIoU (mmseg) of a trained model on the val split")
+    _target(p)
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint (.pth) or the training work dir holding done.json (filled in for an experiment)")
+    _data_root(p, "dataset folder (val/, and annotations/ for mmdet)", required=False)
+    p.add_argument("--out", default=None, help="metrics JSON to write")
+    _seed_threads(p, "seed recorded with the metrics (default 0)")
+
+    p = verb("convert-checkpoint", _cmd_convert_checkpoint,
+             "a released APro checkpoint (mmdet 2.25) for this suite's model, loaded strictly")
+    p.add_argument("config", help="the entry's paper config (experiments/paper/*.py)")
+    p.add_argument("checkpoint", help="the release's checkpoint (mmdet 2.25 .pth)")
+    p.add_argument("--out", required=True, help="converted checkpoint to write")
+
+    p = verb("visualize", _cmd_visualize, "affinity figures of chosen val images")
+    _data_root(p, "dataset folder (annotations/instances_val.json, val/)")
+    p.add_argument("--out", required=True, help="folder for the PNG figures and figures.json")
+    p.add_argument("--images", type=_positive, default=2, help="how many val images (the first holding objects)")
+    p.add_argument("--stride", type=_positive, default=4, help="input pixels per loss-grid cell (mask stride, 4)")
+    p.add_argument("--zeta-g", type=float, default=0.01, help="GP / tree-filter bandwidth (pass 1)")
+    p.add_argument("--config", default=None, help="config of a trained model (for the instance figures)")
+    p.add_argument("--work-dir", default=None, help="its finished apro train work dir (holds done.json)")
+
+    p = verb("report", _cmd_report, "results.csv, summary.md and summary.html of a suite")
+    _suite_report(p)
+    p = verb("html-report", _cmd_html_report, f"the HTML report {layout.html_page('<suite>')} with the figures")
+    _suite_report(p)
     return parser
 
 
-def _split_passthrough(argv: list[str]) -> tuple[str, list[str]] | None:
-    """(command, its arguments) when argv names a pass-through subcommand (after optional --repo)."""
-    i = 0
-    while i < len(argv) and argv[i].startswith("--repo"):
-        i += 1 if "=" in argv[i] else 2
-    if i < len(argv) and argv[i] in _PASSTHROUGH:
-        return argv[i], argv[i + 1:]
-    return None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = make_parser()
-    passthrough = _split_passthrough(argv)
-    if passthrough is not None:
-        # argparse's REMAINDER cannot take options first (`apro train --help`): hand them on as they are
-        args = argparse.Namespace(command=passthrough[0], args=passthrough[1], func=_cmd_passthrough)
-        try:
-            return args.func(args)
-        except CLIError as exc:
-            print(f"apro {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "passes_unknown_args", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.bench_args = extra
+    args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))  # usage errors: exit 2
+    if rest and args.command != "bench-ops":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
-        return args.func(args)
-    except CLIError as exc:
+        return int(args.func(args) or 0)
+    except InputError as exc:
         print(f"apro {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (RunFailed, OSError) as exc:
+        print(f"apro {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Optional, Union
 
-from apro.io import file_sha256
+from apro.errors import RunFailed
+from apro.io import atomic_file, file_sha256
 
 
-class FetchError(RuntimeError):
+class FetchError(RunFailed):
     """A download that failed or a file that does not match its checksum."""
 
 
@@ -46,22 +46,16 @@ def fetch(url: str, out: Union[str, os.PathLike], expected: Optional[str], algor
     if expected is None and record.is_file():
         expected = record.read_text().split()[0]
     if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        os.close(fd)
         try:
-            print(f"fetching {what} {url} -> {out}", flush=True)
-            with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 (fixed release URLs)
-                shutil.copyfileobj(r, f, 1 << 20)
-            if expected is not None:
-                check_digest(tmp, expected, algorithm)
-            os.replace(tmp, out)
+            with atomic_file(out, suffix=".part") as tmp:
+                print(f"fetching {what} {url} -> {out}", flush=True)
+                with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 (fixed release URLs)
+                    shutil.copyfileobj(r, f, 1 << 20)
+                if expected is not None:
+                    check_digest(tmp, expected, algorithm)
         except (OSError, ValueError) as exc:
             raise FetchError(f"could not download {what} from {url} ({exc}); download it by hand and place it at "
                              f"{out} (the workflow then only checks its checksum)") from exc
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     if expected is None:
         got = file_sha256(out, algorithm)
         record.write_text(f"{got}  {out.name}\n")

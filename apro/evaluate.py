@@ -1,43 +1,29 @@
-"""Evaluate a trained mmdet model on the validation split (``apro evaluate``).
+"""Evaluate a trained model on the validation split (``apro evaluate``).
 
-    python -m apro.evaluate CONFIG CHECKPOINT --data-root DATA --out metrics.json
-                            [--seed 0] [--threads 1]
+An mmdet config: runs inference on the config's test dataset (the val split under ``data_root``)
+and computes COCO mask AP / AP50 / AP75 with pycocotools (``COCOeval``, ``iouType='segm'``) against
+the split's annotation file, plus a class-agnostic mask-quality diagnostic (``diagnostics``: for
+every GT instance the best IoU of any predicted mask; mean and share >= 0.5 / 0.75).
 
-Runs inference on the config's test dataset (the val split under
-``--data-root``) and computes COCO mask AP / AP50 / AP75 with pycocotools
-(``COCOeval``, ``iouType='segm'``) against the split's annotation file.
-Writes ``metrics.json`` atomically: AP, AP50, AP75 (percent), the seed, the
-sha256 of the config file, package versions and the wall time, plus a
-class-agnostic mask-quality diagnostic (``diagnostics``: for every GT instance
-the best IoU of any predicted mask; mean and share >= 0.5 / 0.75).
-``CHECKPOINT`` may also be a training work dir with a ``done.json``.
+An mmseg config (the semantic suite): mIoU, aAcc and mAcc with mmseg's ``IoUMetric`` (percent, over
+the classes present in the val split) against the dense labels ``<label_root>/val/full``.
+
+Writes ``metrics.json`` atomically: the metrics, the seed, the sha256 of the config file, package
+versions and the wall time. ``checkpoint`` may also be a training work dir with a ``done.json``.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
 import os
-import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
+from apro import runs
 from apro.io import file_sha256, write_json_atomic
-from apro.train import DONE_FILE, TrainError, load_config, set_threads
-
-
-def _resolve_checkpoint(checkpoint: str) -> Path:
-    path = Path(checkpoint)
-    if path.is_dir():
-        done = path / DONE_FILE
-        if not done.is_file():
-            raise TrainError(f"checkpoint {checkpoint}: a folder without {DONE_FILE} (training not finished?)")
-        path = Path(json.loads(done.read_text())["checkpoint"])
-    if not path.is_file():
-        raise TrainError(f"checkpoint {checkpoint}: no such file (expected a .pth from apro train)")
-    return path
+from apro.runs import TrainError
 
 
 def build_model(cfg):
@@ -60,9 +46,9 @@ def predict(cfg, checkpoint: Path) -> tuple[list, "object"]:
     import torch
     from mmengine.dataset import pseudo_collate
     from mmengine.runner import load_checkpoint
-    from pycocotools import mask as mask_util
-
     from mmdet.registry import DATASETS
+
+    from apro.data.coco_io import mask_to_rle
 
     model = build_model(cfg)
     load_checkpoint(model, str(checkpoint), map_location="cpu", logger="silent")
@@ -84,10 +70,8 @@ def predict(cfg, checkpoint: Path) -> tuple[list, "object"]:
                 scores = pred.scores.cpu().numpy()
                 labels = pred.labels.cpu().numpy()
                 for mask, score, label in zip(masks, scores, labels):
-                    rle = mask_util.encode(np.asfortranarray(mask))
-                    rle["counts"] = rle["counts"].decode("ascii")
                     results.append({"image_id": int(sample.img_id), "category_id": int(cat_ids[int(label)]),
-                                    "segmentation": rle, "score": float(score)})
+                                    "segmentation": mask_to_rle(mask), "score": float(score)})
             done = min(n, start + batch_size)
             if done == n or (done // batch_size) % 5 == 0:
                 spent = time.time() - t0
@@ -143,63 +127,53 @@ def best_iou_per_instance(ann_file: str, results: list) -> dict:
             "best_iou_ge75": round(sum(b >= 0.75 for b in best) / n, 4), "num_instances": len(best)}
 
 
-def evaluate(config: str, checkpoint: str, data_root: str, out: str, seed: int = 0,
-             threads: Optional[int] = 1) -> dict:
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    threads = set_threads(threads)
-    t0 = time.time()
-    ckpt = _resolve_checkpoint(checkpoint)
-    cfg = load_config(config, data_root, seed, splits=("val",))
+def _evaluate_instances(cfg, ckpt: Path, seed: int) -> tuple[dict, int]:
     import torch
 
     torch.manual_seed(seed)
     results, dataset = predict(cfg, ckpt)
     metrics = coco_segm_ap(dataset.ann_file, results)
     metrics["diagnostics"] = best_iou_per_instance(dataset.ann_file, results)
+    return metrics, len(dataset)
 
-    import mmcv
-    import mmdet
-    import mmengine
 
-    record = {
-        **metrics,
-        "seed": int(seed),
-        "config": str(Path(config).resolve()),
-        "config_sha256": file_sha256(config),
-        "checkpoint": str(ckpt),
-        "num_images": len(dataset),
-        "versions": {"torch": torch.__version__, "mmdet": mmdet.__version__, "mmcv": mmcv.__version__,
-                     "mmengine": mmengine.__version__},
-        "threads": threads,
-        "wall_s": round(time.time() - t0, 1),
-    }
+def _evaluate_semantic(cfg, ckpt: Path, config: str) -> dict:
+    cfg.train_dataloader, cfg.train_cfg, cfg.optim_wrapper, cfg.param_scheduler = None, None, None, None
+    cfg.load_from, cfg.resume = str(ckpt), False
+    from mmengine.runner import Runner
+
+    with tempfile.TemporaryDirectory(prefix="apro-eval-") as tmp:  # mmengine's logs of the test run
+        cfg.work_dir = tmp
+        metrics = Runner.from_cfg(cfg).test()
+    if "mIoU" not in metrics:
+        raise TrainError(f"config {config}: the test evaluator returned {sorted(metrics)}; expected mIoU "
+                         "(test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU']))")
+    return {key: round(float(metrics.get(key, float("nan"))), 3) for key in ("mIoU", "aAcc", "mAcc")}
+
+
+def evaluate(config: str, checkpoint: str, data_root: str, out: str, seed: int = 0,
+             threads: Optional[int] = 1, label_root: Optional[str] = None) -> dict:
+    from apro.train import versions
+
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    threads = runs.set_threads(threads)
+    t0 = time.time()
+    ckpt = runs.trained_checkpoint(checkpoint)
+    cfg = runs.load_config(config, data_root, seed, splits=("val",), label_root=label_root)
+    semantic = runs.is_semantic(cfg)
+    if semantic:
+        record = _evaluate_semantic(cfg, ckpt, config)
+        record.update(seed=int(seed), config=str(Path(config).resolve()), config_sha256=file_sha256(config),
+                      checkpoint=str(ckpt))
+    else:
+        metrics, num_images = _evaluate_instances(cfg, ckpt, seed)
+        record = {**metrics, "seed": int(seed), "config": str(Path(config).resolve()),
+                  "config_sha256": file_sha256(config), "checkpoint": str(ckpt), "num_images": num_images}
+    record.update(versions=versions(semantic), threads=threads, wall_s=round(time.time() - t0, 1))
     write_json_atomic(out, record)
-    print(f"apro evaluate: mask AP {record['AP']:.1f}  AP50 {record['AP50']:.1f}  AP75 {record['AP75']:.1f} "
-          f"-> {out}", flush=True)
+    if semantic:
+        print(f"apro evaluate: mIoU {record['mIoU']:.1f}  aAcc {record['aAcc']:.1f} -> {out}", flush=True)
+    else:
+        print(f"apro evaluate: mask AP {record['AP']:.1f}  AP50 {record['AP50']:.1f}  AP75 {record['AP75']:.1f} "
+              f"-> {out}", flush=True)
     return record
-
-
-def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="apro evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", help="mmdet config file used for training")
-    parser.add_argument("checkpoint", help="checkpoint (.pth) or the training work dir holding done.json")
-    parser.add_argument("--data-root", required=True, help="COCO-format dataset folder (val/, annotations/)")
-    parser.add_argument("--out", required=True, help="metrics JSON to write")
-    parser.add_argument("--seed", type=int, default=0, help="seed recorded with the metrics (default 0)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: $APRO_THREADS, else 1)")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        evaluate(args.config, args.checkpoint, args.data_root, args.out, seed=args.seed, threads=args.threads)
-    except TrainError as exc:
-        print(f"apro evaluate: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 The rules format their patterns from these functions (pass Snakemake wildcards such as
 ``"{suite}"`` for the names), and the CLI, the registry's jobs and the reports take their paths
-from here, so renaming a folder is one edit. ``tests/test_layout.py`` fails when one of these
+from here, so renaming a folder is one edit. ``tests/workflow/test_layout.py`` fails when one of these
 paths is spelled anywhere else.
 
     data/<dataset>/                             datasets (synthetic: apro make-data; paper: converted downloads)
@@ -12,7 +12,7 @@ paths is spelled anywhere else.
     weights/<file>                              ImageNet weights, the release's checkpoints (released/)
     results/data/<dataset>/validated.json       apro validate-data
     results/<suite>/<experiment>/train/         a training's work dir, done.json when finished
-    results/<suite>/<experiment>/metrics.json   apro evaluate / evaluate-semantic
+    results/<suite>/<experiment>/metrics.json   apro evaluate (mask AP or mIoU)
     results/<suite>/<experiment>/checkpoint.pth a released checkpoint, converted
     results/ops/build.done                      the compiled ops
     results/logs/<group>/<name>[.<stage>].log   one log per job
@@ -36,6 +36,11 @@ def data_dir(dataset: str) -> str:
 def sparse_labels_dir(dataset: str) -> str:
     """The label PNGs of a synthetic dataset (``apro make-sparse-labels``)."""
     return f"{DATA}/semantic/{dataset}"
+
+
+def semantic_label_root(dataset: str) -> str:
+    """The label folder inside a semantic-segmentation layout (``apro prepare-voc-semantic``)."""
+    return f"{data_dir(dataset)}/labels"
 
 
 def voc_label_source(source: str) -> str:

@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from apro import _C  # noqa: F401  (loads the library that registers torch.ops.apro)
+from apro.defaults import LP_DEFAULTS
 
 __all__ = ["minimum_spanning_tree", "global_propagate", "local_propagate"]
 
@@ -188,9 +189,9 @@ def local_propagate(
     values: torch.Tensor,
     mask: Optional[torch.Tensor] = None,
     image_index: Optional[torch.Tensor] = None,
-    kernel_size: int = 5,
-    zeta: float = 0.15,
-    iterations: int = 20,
+    kernel_size: int = LP_DEFAULTS["kernel_size"],
+    zeta: float = LP_DEFAULTS["zeta"],
+    iterations: int = LP_DEFAULTS["iterations"],
 ) -> torch.Tensor:
     """Local affinity propagation.
 

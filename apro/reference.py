@@ -12,15 +12,17 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from apro.defaults import LP_DEFAULTS
+
 
 @torch.no_grad()
 def local_propagate_unfold(
     image: torch.Tensor,
     values: torch.Tensor,
     mask: Optional[torch.Tensor] = None,
-    kernel_size: int = 5,
-    zeta: float = 0.15,
-    iterations: int = 20,
+    kernel_size: int = LP_DEFAULTS["kernel_size"],
+    zeta: float = LP_DEFAULTS["zeta"],
+    iterations: int = LP_DEFAULTS["iterations"],
 ) -> torch.Tensor:
     """LP as the original code computes it.
 

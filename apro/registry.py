@@ -36,6 +36,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
+from apro.errors import InputError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REGISTRY = REPO_ROOT / "experiments" / "registry.yaml"
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "registry.schema.yaml"
@@ -50,13 +52,14 @@ __all__ = ["RegistryError", "Dataset", "Suite", "Experiment", "Job", "Registry",
            "log_file", "benchmark_file", "report_dir", "report_files", "config_files"]
 
 
-class RegistryError(ValueError):
+class RegistryError(InputError):
     """A bad registry, or a request for an unknown / not runnable suite or experiment."""
 
 
 # ---------------------------------------------------------------- output layout: apro.layout, the one place
 from apro.layout import (benchmark_file, converted_checkpoint, data_dir, done_file, experiment_dir,  # noqa: E402,F401
-                         log_file, metrics_file, report_dir, report_files, validated_marker, work_dir)
+                         log_file, metrics_file, report_dir, report_files, semantic_label_root, sparse_labels_dir,
+                         validated_marker, work_dir)
 
 
 # ---------------------------------------------------------------- entries
@@ -71,10 +74,21 @@ class Dataset:
     image_size: Optional[int] = None
     seed: Optional[int] = None
     class_hue_width: Optional[float] = None  # synthetic only: colour hints at the class (apro.data.synthetic)
+    layout: str = "coco"  # "coco": COCO instance json (validated); "semantic": labels/ inside, no instances
 
     @property
     def path(self) -> str:
         return data_dir(self.name)
+
+    @property
+    def has_coco_instances(self) -> bool:
+        """Whether it holds COCO instance json (checked by ``apro validate-data``, read by make-sparse-labels)."""
+        return self.layout == "coco"
+
+    @property
+    def label_root(self) -> str:
+        """The ``--label-root`` of the semantic experiments on it."""
+        return semantic_label_root(self.name) if self.layout == "semantic" else sparse_labels_dir(self.name)
 
     def missing_files(self, base: Union[str, os.PathLike] = ".") -> List[str]:
         """For an external dataset, the files under ``base`` it still lacks (synthetic ones are generated)."""

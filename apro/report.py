@@ -1,50 +1,62 @@
-"""Tables and summary pages of a suite's results (``apro report``).
+"""A suite's report pages: results collected once, one page model, three renderings.
 
-    apro report --suite demo            # reads results/, writes reports/demo/
-    python -m apro.report --suite smoke --results-root /tmp/run --out-dir /tmp/run/reports/smoke
+    apro report --suite demo          # results.csv, summary.md, summary.html of reports/demo/
+    apro html-report --suite demo     # reports/demo/index.html with the figures
 
-For every experiment of the suite in the registry it reads
-``results/<suite>/<experiment>/metrics.json`` (``apro evaluate``) where it
-exists; the others are listed as not run (or not runnable, for entries with no
-config yet). It writes, each through a temporary file and ``os.replace``:
+:func:`collect` reads what the jobs left for every experiment of the suite in the registry
+(``results/<suite>/<experiment>/metrics.json`` from ``apro evaluate``, ``train/done.json``, the
+jobs' logs) and returns one plain row per experiment with its status: done, failed (a log without
+its output), unreadable metrics, not run, or not runnable (no config yet); an experiment with a
+released checkpoint also gets that checkpoint's numbers and status (``released_*``), from the suite
+that evaluates the release. From those rows the pages are built as :mod:`apro.report_render`
+models, and rendered, each file through a temporary file and ``os.replace``:
 
-* ``reports/<suite>/results.csv``: one row per experiment with the columns
-  experiment, framework, backbone, dataset, supervision, variant, AP, AP50,
-  AP75 (mask AP in percent, empty when not run), mIoU (semantic rows),
-  paper_AP/AP50/AP75/mIoU (the paper's numbers), diff_AP/AP50/AP75
-  (reproduced minus paper, where both exist), status (done, not run, failed,
-  ...), suite, schedule, seed, wall times and config;
-* ``reports/<suite>/summary.md`` and ``summary.html``: the APro gain (mask AP
-  of box+gp+lp minus box, per framework/backbone/dataset), the table, and the
-  wall time and peak memory of every job, from Snakemake's benchmark files
-  (``results/benchmarks/...``), else from the wall times that ``apro train``
-  and ``apro evaluate`` record.
+* :func:`write_summary`: ``reports/<suite>/results.csv`` (one row per experiment, the columns
+  ``COLUMNS``: mask AP in percent, mIoU of the semantic rows, the paper's numbers and reproduced
+  minus paper, status, released-checkpoint columns, schedule, seed, wall times, config),
+  ``summary.md`` and ``summary.html``: the APro gain (mask AP of box+gp+lp minus box, per
+  framework/backbone/dataset; mIoU of <labels>+gp+lp minus <labels> for the semantic rows), the
+  results table, and the wall time and peak memory of every job (Snakemake's benchmark files,
+  else the wall times that ``apro train`` and ``apro evaluate`` record);
+* :func:`write_html_report`: ``reports/<suite>/index.html``, the same results section (gains,
+  table, notes) and also: the ablation groups of ``experiments/ablation/ablation.yaml`` (a table
+  and a PNG plot each, results looked up in the suites run with the same overrides), the affinity
+  figures of ``apro visualize`` (``reports/<suite>/figures/figures.json``), the ops benchmark
+  (``reports/benchmarks/ops.csv``, copied beside) and provenance (package versions, seeds, sha256
+  of the config files, wall time of every job). Every link is relative to ``reports/<suite>/``
+  and every image lies under it, so the folder can be moved or zipped.
 
-Works by hand on whatever results exist; needs pandas, not torch.
+Works on whatever results exist (a missing part is said to be missing, never an error); needs
+pandas (and matplotlib for the ablation plots), not torch.
 """
 from __future__ import annotations
 
-import argparse
+import csv
 import datetime as _dt
-import html
 import json
 import math
 import os
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from apro import layout
 from apro import registry as reg
-from apro.io import write_text_atomic
+from apro.errors import InputError
+from apro.io import atomic_file, file_sha256, write_png, write_text_atomic
+from apro.report_render import Block, Bullets, Figure, Page, Section, Table, Text, html, markdown
 
 METRICS = ("AP", "AP50", "AP75")
-#: results.csv columns, in order (later issues append, e.g. mIoU)
+#: results.csv columns, in order
 COLUMNS = ["experiment", "framework", "backbone", "dataset", "supervision", "variant",
            "AP", "AP50", "AP75", "mIoU", "paper_AP", "paper_AP50", "paper_AP75", "paper_mIoU",
            "diff_AP", "diff_AP50", "diff_AP75", "status",
            "released_AP", "released_AP50", "released_AP75", "released_status", "suite", "schedule", "seed",
            "train_wall_s", "eval_wall_s", "config"]
+#: the supervision of the semantic experiments, which report mIoU instead of mask AP
+SEMANTIC_SUPERVISION = ("point", "scribble", "full")
 
 STATUS_DONE = "done"
 STATUS_NOT_RUN = "not run"
@@ -52,15 +64,33 @@ STATUS_NOT_RUNNABLE = "not runnable (no config yet)"
 STATUS_BAD = "unreadable metrics"
 STATUS_FAILED = "failed"
 
+ABLATION_SPEC = reg.REPO_ROOT / "experiments" / "ablation" / "ablation.yaml"
+PACKAGES = ("torch", "mmcv", "mmengine", "mmdet", "numpy", "pandas", "matplotlib", "pycocotools", "snakemake")
 
-class ReportError(Exception):
-    """A user-facing error of ``apro report``."""
+RegistryArg = Union[None, str, os.PathLike, reg.Registry]
 
 
-# ---------------------------------------------------------------- reading results
+class ReportError(InputError):
+    """A bad argument or input file of ``apro report`` / ``apro html-report`` (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one :func:`write_summary` / :func:`write_html_report` call wrote."""
+    suite: str
+    done: int  # experiments with results
+    total: int
+    paths: Dict[str, Path]
+
+    def __str__(self) -> str:
+        return (f"suite {self.suite}: {self.done}/{self.total} experiments with results -> "
+                + ", ".join(str(p) for p in self.paths.values()))
+
+
+# ---------------------------------------------------------------- reading what the jobs left
 
 def read_json(path: Path) -> Tuple[Optional[dict], Optional[str]]:
-    """(data, None), or (None, why) when the file is missing or unreadable."""
+    """(data, None), (None, None) when the file is missing, or (None, why) when it is unreadable."""
     if not path.is_file():
         return None, None
     try:
@@ -72,7 +102,7 @@ def read_json(path: Path) -> Tuple[Optional[dict], Optional[str]]:
     return data, None
 
 
-def read_benchmark(path: Path) -> Optional[Dict[str, float]]:
+def read_benchmark(path: Path) -> Optional[Dict[str, Optional[float]]]:
     """The last row of a Snakemake benchmark TSV: wall seconds, max RSS (MB), CPU seconds; None if absent."""
     if not path.is_file():
         return None
@@ -80,7 +110,7 @@ def read_benchmark(path: Path) -> Optional[Dict[str, float]]:
         lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         header, row = lines[0].split("\t"), lines[-1].split("\t")
         values = dict(zip(header, row))
-        out = {"wall_s": float(values["s"])}
+        out: Dict[str, Optional[float]] = {"wall_s": float(values["s"])}
     except (OSError, IndexError, KeyError, ValueError):
         return None
     for key, name in (("max_rss", "max_rss_mb"), ("cpu_time", "cpu_s")):
@@ -97,26 +127,27 @@ def _num(value: Any) -> Optional[float]:
     return float(value)
 
 
-def _result(root: Path, registry: reg.Registry, suite: str, name: str) -> Tuple[str, Optional[dict], List[str]]:
+def experiment_status(registry: reg.Registry, suite: str, name: str,
+                      root: Path) -> Tuple[str, Optional[dict], List[str]]:
     """(status, metrics or None, notes) of one experiment of one suite, from what its jobs left in results/."""
-    metrics, bad = read_json(root / reg.metrics_file(suite, name))
+    metrics, bad = read_json(root / layout.metrics_file(suite, name))
     if bad:
         return STATUS_BAD, None, [bad]
     if metrics is not None:
         return STATUS_DONE, metrics, []
     # a job that wrote its log but not its output stopped with an error (or runs now)
-    first = ("convert", reg.converted_checkpoint(suite, name)) if registry.suite(suite).checkpoints == "released" \
-        else ("train", reg.done_file(suite, name))
-    for stage, marker in (first, ("evaluate", reg.metrics_file(suite, name))):
-        log = root / reg.log_file(stage, suite, name)
-        if log.is_file() and not (root / marker).is_file():
-            return STATUS_FAILED, None, [f"{stage} log {reg.log_file(stage, suite, name)} without {marker}: "
-                                         "failed (or still running)"]
-    return STATUS_NOT_RUN, None, []
+    first = ("convert", layout.converted_checkpoint(suite, name)) if registry.suite(suite).checkpoints == "released" \
+        else ("train", layout.done_file(suite, name))
+    for stage, marker in (first, ("evaluate", layout.metrics_file(suite, name))):
+        log = layout.log_file(stage, suite, name)
+        if (root / log).is_file() and not (root / marker).is_file():
+            return STATUS_FAILED, None, [f"{stage} log {log} without {marker}: failed (or still running)"]
+    exp = registry.experiments.get(name)
+    return (STATUS_NOT_RUNNABLE if exp is not None and exp.config is None else STATUS_NOT_RUN), None, []
 
 
 def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".") -> List[Dict[str, Any]]:
-    """One row (dict with ``COLUMNS`` and a ``notes`` list) per experiment of ``suite``.
+    """One row (dict with ``COLUMNS`` and a ``notes`` list) per experiment of ``suite``, in registry order.
 
     An experiment with a released checkpoint also gets that checkpoint's numbers (``released_*``) from the
     suite that evaluates the release (``checkpoints: released``), beside its own.
@@ -125,60 +156,183 @@ def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".")
     released_suite = next((s.name for s in registry.suites.values() if s.checkpoints == "released"), None)
     rows = []
     for exp in registry.experiments_in(suite):
-        ds = registry.effective_dataset(suite, exp)
         max_iters = registry.effective_max_iters(suite, exp)
         paper = exp.paper or {}
+        status, metrics, notes = experiment_status(registry, suite, exp.name, root)
+        metrics = metrics or {}
         row: Dict[str, Any] = {
             "experiment": exp.name, "suite": suite, "framework": exp.framework, "backbone": exp.backbone,
-            "dataset": ds.name, "supervision": exp.supervision, "variant": exp.variant,
-            "AP": None, "AP50": None, "AP75": None,
-            **{f"paper_{m}": _num(paper.get(m)) for m in METRICS},
-            # semantic experiments (apro evaluate-semantic) report mIoU instead of mask AP
-            "mIoU": None, "paper_mIoU": _num(paper.get("mIoU")),
-            **{f"diff_{m}": None for m in METRICS},  # reproduced minus paper, where both exist
+            "dataset": registry.effective_dataset(suite, exp).name, "supervision": exp.supervision,
+            "variant": exp.variant, "status": status, "notes": notes,
+            **{m: _num(metrics.get(m)) for m in METRICS + ("mIoU",)},
+            **{f"paper_{m}": _num(paper.get(m)) for m in METRICS + ("mIoU",)},
             **{f"released_{m}": None for m in METRICS}, "released_status": None,
-            "status": STATUS_NOT_RUN,
             "schedule": f"{max_iters} iters" if max_iters else exp.schedule,
-            "seed": None, "train_wall_s": None, "eval_wall_s": None,
-            "config": exp.config or "", "notes": [],
+            "seed": metrics.get("seed"), "eval_wall_s": _num(metrics.get("wall_s")), "train_wall_s": None,
+            "config": exp.config or "",
         }
-        status, metrics, notes = _result(root, registry, suite, exp.name)
-        row["status"] = STATUS_NOT_RUNNABLE if status == STATUS_NOT_RUN and exp.config is None else status
-        row["notes"] += notes
-        if metrics is not None:
-            for m in METRICS + ("mIoU",):
-                row[m] = _num(metrics.get(m))
-            for m in METRICS:
-                if row[m] is not None and row[f"paper_{m}"] is not None:
-                    row[f"diff_{m}"] = round(row[m] - row[f"paper_{m}"], 3)
-            row["seed"] = metrics.get("seed")
-            row["eval_wall_s"] = _num(metrics.get("wall_s"))
+        for m in METRICS:  # reproduced minus paper, where both exist
+            both = row[m] is not None and row[f"paper_{m}"] is not None
+            row[f"diff_{m}"] = round(row[m] - row[f"paper_{m}"], 3) if both else None
         if exp.released and released_suite is not None:
-            status, metrics, notes = _result(root, registry, released_suite, exp.name)
+            status, released, notes = experiment_status(registry, released_suite, exp.name, root)
             row["released_status"] = status
             row["notes"] += [f"released checkpoint: {n}" for n in notes]
             for m in METRICS:
-                row[f"released_{m}"] = _num((metrics or {}).get(m))
-        done, _ = read_json(root / reg.done_file(suite, exp.name))
+                row[f"released_{m}"] = _num((released or {}).get(m))
+        done, _ = read_json(root / layout.done_file(suite, exp.name))
         if done is not None:
             row["train_wall_s"] = _num(done.get("wall_s"))
         rows.append(row)
     return rows
 
 
+def job_times(registry: reg.Registry, suite: str, results_root: os.PathLike = ".",
+              other_jobs: bool = False) -> List[Dict[str, Any]]:
+    """Wall time, peak memory and CPU time of every job of the suite that has run.
+
+    From Snakemake's benchmark files; for training and evaluation run by hand (no benchmark file), the
+    wall time that done.json / metrics.json record. ``other_jobs``: also the ops jobs and the suite's
+    figure and report jobs.
+    """
+    root = Path(results_root)
+    jobs = []
+
+    def bench(job: str, path: str) -> bool:
+        b = read_benchmark(root / path)
+        if b:
+            jobs.append({"job": job, "source": "benchmark", **b})
+        return b is not None
+
+    for ds in registry.datasets_of(suite):
+        # make_sparse_labels: the point / scribble labels of a semantic dataset (workflow/rules/semantic.smk)
+        for stage in ("make_data", "validate_data", "make_sparse_labels"):
+            bench(f"{stage} {ds.name}", layout.benchmark_file(stage, "data", ds.name))
+    for exp in registry.experiments_in(suite):
+        for stage, record in (("train", layout.done_file(suite, exp.name)),
+                              ("evaluate", layout.metrics_file(suite, exp.name))):
+            if bench(f"{stage} {exp.name}", layout.benchmark_file(stage, suite, exp.name)):
+                continue
+            data, _ = read_json(root / record)
+            wall = _num(data.get("wall_s")) if data else None
+            if wall is not None:
+                jobs.append({"job": f"{stage} {exp.name}", "source": Path(record).name, "wall_s": wall,
+                             "max_rss_mb": None, "cpu_s": None})
+    if other_jobs:
+        for group, name in (("ops", "build_ops"), ("ops", "benchmark_ops"), (suite, "visualize"),
+                            (suite, "report"), (suite, "html_report")):
+            bench(name, layout.job_benchmark(group, name))
+    return jobs
+
+
+def load_ablation_spec(path: os.PathLike = ABLATION_SPEC) -> List[dict]:
+    """The ablation groups: ``[{name, setting, rows: [{experiment, value}]}]``; [] without the file."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        return []
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        groups = data["groups"]
+        for g in groups:
+            if not {"name", "setting", "rows"} <= set(g):
+                raise KeyError("each group needs name, setting and rows")
+            for r in g["rows"]:
+                if not {"experiment", "value"} <= set(r):
+                    raise KeyError(f"group {g['name']!r}: each row needs experiment and value")
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ReportError(f"{p}: expected groups: [{{name, setting, rows: [{{experiment, value}}]}}] "
+                          f"({exc})") from None
+    return groups
+
+
+def ablation_results(registry: reg.Registry, groups: List[dict], root: Path, suites: Sequence[str]) -> List[dict]:
+    """Each group with its rows' AP / AP50 (None: no result) and ``source``: the folder of the first of
+    ``suites`` (holding the experiment) where it is done, else its status there."""
+    out = []
+    for g in groups:
+        rows = []
+        for r in g["rows"]:
+            name, metrics, source = r["experiment"], {}, STATUS_NOT_RUN
+            exp = registry.experiments.get(name)
+            for i, suite in enumerate(s for s in suites if exp is not None and s in exp.suites):
+                status, found, _ = experiment_status(registry, suite, name, root)
+                if status == STATUS_DONE:
+                    metrics, source = found, layout.experiment_dir(suite, name)
+                    break
+                source = status if i == 0 else source
+            rows.append({"experiment": name, "value": str(r["value"]), "AP": _num(metrics.get("AP")),
+                         "AP50": _num(metrics.get("AP50")), "source": source, "known": exp is not None})
+        out.append({**g, "rows": rows})
+    return out
+
+
+def figure_list(out_dir: Path, suite: str) -> Tuple[List[dict], Optional[str]]:
+    """The figures of ``figures.json`` (``apro visualize``) whose PNG exists, and why there are none."""
+    folder = out_dir / Path(layout.figures_dir(suite)).name
+    manifest, bad = read_json(folder / "figures.json")
+    figs = [f for f in (manifest or {}).get("figures", []) if (folder / f["file"]).is_file()]
+    return figs, bad
+
+
+def read_csv_table(path: Path) -> Optional[List[List[str]]]:
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def package_versions() -> Dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def config_hashes(registry: reg.Registry, names: Sequence[str]) -> List[List[str]]:
+    """[config file, first 16 hex of its sha256] of every file the configs of ``names`` read."""
+    rows, seen = [], set()
+    for name in names:
+        exp = registry.experiments.get(name)
+        if exp is None or exp.config is None:
+            continue
+        for f in reg.config_files(exp.config_path(registry.root)):
+            if f in seen:
+                continue
+            seen.add(f)
+            try:
+                shown = str(f.relative_to(registry.root))
+            except ValueError:
+                shown = str(f)
+            rows.append([shown, file_sha256(f)[:16]])
+    return rows
+
+
+# ---------------------------------------------------------------- derived numbers
+
+def has_miou(rows: List[Dict[str, Any]]) -> bool:
+    """Whether any row is a semantic experiment (point / scribble / full supervision), which reports mIoU."""
+    return any(r["supervision"] in SEMANTIC_SUPERVISION for r in rows)
+
+
 def apro_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Per (framework, backbone, dataset) group holding a box and a box+gp+lp entry: the gain in mask AP.
 
-    Each item: group, box / apro experiment names, their metrics (None if not run) and
-    ``gain`` (dict of AP/AP50/AP75 differences, None when either is missing).
+    Each item: group, ``box`` / ``apro`` rows and ``gain`` (dict of AP/AP50/AP75 differences, None when
+    either has no AP).
     """
     groups: Dict[Tuple[str, str, str], Dict[str, Dict[str, Any]]] = {}
     for r in rows:
         if r["supervision"] == "box" and r["variant"] in (reg.BASELINE_VARIANT, reg.APRO_VARIANT):
-            key = (r["framework"], r["backbone"], r["dataset"])
-            groups.setdefault(key, {}).setdefault(r["variant"], r)
+            groups.setdefault((r["framework"], r["backbone"], r["dataset"]), {}).setdefault(r["variant"], r)
     gains = []
-    for key, by_variant in groups.items():
+    for (fw, bb, ds), by_variant in groups.items():
         base, apro = by_variant.get(reg.BASELINE_VARIANT), by_variant.get(reg.APRO_VARIANT)
         if base is None or apro is None:
             continue
@@ -186,18 +340,13 @@ def apro_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         if base["AP"] is not None and apro["AP"] is not None:
             gain = {m: (apro[m] - base[m]) if apro[m] is not None and base[m] is not None else None
                     for m in METRICS}
-        gains.append({"framework": key[0], "backbone": key[1], "dataset": key[2],
-                      "box": base, "apro": apro, "gain": gain})
+        gains.append({"framework": fw, "backbone": bb, "dataset": ds, "box": base, "apro": apro, "gain": gain})
     return gains
 
 
-def has_miou(rows: List[Dict[str, Any]]) -> bool:
-    """Whether any row is a semantic experiment (point / scribble / full supervision), which reports mIoU."""
-    return any(r["supervision"] in ("point", "scribble", "full") for r in rows)
-
-
 def semantic_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Per (framework, backbone, dataset, supervision) with a ``<sup>`` and a ``<sup>+gp+lp`` entry: the mIoU gain."""
+    """Per (framework, backbone, dataset, supervision) with a ``<sup>`` and a ``<sup>+gp+lp`` entry: the mIoU
+    gain (None when either has no mIoU), and ``full``: the dense-label row with a result, if any."""
     by_key: Dict[Tuple[str, str, str, str], Dict[str, Dict[str, Any]]] = {}
     for r in rows:
         if r["supervision"] in ("point", "scribble"):
@@ -211,57 +360,12 @@ def semantic_gains(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         gain = None if base["mIoU"] is None or apro["mIoU"] is None else apro["mIoU"] - base["mIoU"]
         full = next((r for r in rows if r["supervision"] == "full" and r["mIoU"] is not None
                      and (r["framework"], r["backbone"], r["dataset"]) == (fw, bb, ds)), None)
-        out.append({"framework": fw, "backbone": bb, "dataset": ds, "supervision": sup, "base": base, "apro": apro,
-                    "gain": gain, "full": full})
+        out.append({"framework": fw, "backbone": bb, "dataset": ds, "supervision": sup, "base": base,
+                    "apro": apro, "gain": gain, "full": full})
     return out
 
 
-def semantic_gain_lines(rows: List[Dict[str, Any]]) -> List[str]:
-    lines = []
-    for g in semantic_gains(rows):
-        what = f"{g['framework']} {g['backbone']} on {g['dataset']}, {g['supervision']} labels"
-        b, a = g["base"], g["apro"]
-        if g["gain"] is None:
-            missing = [r["experiment"] for r in (b, a) if r["mIoU"] is None]
-            lines.append(f"{what}: not available yet ({', '.join(missing)} not run).")
-            continue
-        full = f"; dense labels ({g['full']['experiment']}): {_fmt(g['full']['mIoU'])}" if g["full"] else ""
-        lines.append(f"{what}: `{a['variant']}` ({a['experiment']}) minus partial cross-entropy `{b['variant']}` "
-                     f"({b['experiment']}) = **{_fmt_gain(g['gain'])} mIoU** ({_fmt(b['mIoU'])} -> "
-                     f"{_fmt(a['mIoU'])}){full}.")
-    return lines
-
-
-def job_times(registry: reg.Registry, suite: str, results_root: os.PathLike = ".") -> List[Dict[str, Any]]:
-    """Wall time, peak memory and CPU time of every job of the suite that has run.
-
-    From Snakemake's benchmark files; for training and evaluation run by hand
-    (no benchmark file), the wall time that done.json / metrics.json record.
-    """
-    root = Path(results_root)
-    jobs = []
-    for ds in registry.datasets_of(suite):
-        # make_sparse_labels: the point / scribble labels of a semantic dataset (workflow/rules/semantic.smk)
-        for stage in ("make_data", "validate_data", "make_sparse_labels"):
-            b = read_benchmark(root / reg.benchmark_file(stage, "data", ds.name))
-            if b:
-                jobs.append({"job": f"{stage} {ds.name}", "source": "benchmark", **b})
-    for exp in registry.experiments_in(suite):
-        for stage, record in (("train", reg.done_file(suite, exp.name)),
-                              ("evaluate", reg.metrics_file(suite, exp.name))):
-            b = read_benchmark(root / reg.benchmark_file(stage, suite, exp.name))
-            if b:
-                jobs.append({"job": f"{stage} {exp.name}", "source": "benchmark", **b})
-                continue
-            data, _ = read_json(root / record)
-            wall = _num(data.get("wall_s")) if data else None
-            if wall is not None:
-                jobs.append({"job": f"{stage} {exp.name}", "source": Path(record).name, "wall_s": wall,
-                             "max_rss_mb": None, "cpu_s": None})
-    return jobs
-
-
-# ---------------------------------------------------------------- rendering
+# ---------------------------------------------------------------- text of the pages
 
 def _fmt(value: Optional[float], digits: int = 1) -> str:
     return "" if value is None else f"{value:.{digits}f}"
@@ -279,109 +383,10 @@ def _fmt_time(seconds: Optional[float]) -> str:
     return str(_dt.timedelta(seconds=int(round(seconds))))
 
 
-class _Page:
-    """A tiny document model rendered both as Markdown and as HTML."""
-
-    def __init__(self, title: str):
-        self.title = title
-        self.blocks: List[Tuple[str, Any]] = []
-
-    def h2(self, text: str) -> None:
-        self.blocks.append(("h2", text))
-
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def ul(self, items: List[str]) -> None:
-        if items:
-            self.blocks.append(("ul", items))
-
-    def table(self, header: List[str], rows: List[List[str]]) -> None:
-        self.blocks.append(("table", (header, rows)))
-
-    def markdown(self) -> str:
-        out = [f"# {self.title}", ""]
-        for kind, body in self.blocks:
-            if kind == "h2":
-                out += [f"## {body}", ""]
-            elif kind == "p":
-                out += [body, ""]
-            elif kind == "ul":
-                out += [f"- {item}" for item in body] + [""]
-            else:
-                header, rows = body
-                esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-                out.append("| " + " | ".join(map(esc, header)) + " |")
-                out.append("| " + " | ".join("---" for _ in header) + " |")
-                out += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
-                out.append("")
-        return "\n".join(out).rstrip() + "\n"
-
-    @staticmethod
-    def _inline(text: str) -> str:
-        """HTML of a Markdown line with **bold** and `code` spans."""
-        parts, out, bold = text.split("`"), [], False
-        for i, part in enumerate(parts):
-            if i % 2:
-                out.append(f"<code>{html.escape(part)}</code>")
-                continue
-            segs = html.escape(part).split("**")
-            for j, seg in enumerate(segs):
-                if j:
-                    out.append("</b>" if bold else "<b>")
-                    bold = not bold
-                out.append(seg)
-        if bold:
-            out.append("</b>")
-        return "".join(out)
-
-    def html(self) -> str:
-        body = [f"<h1>{html.escape(self.title)}</h1>"]
-        for kind, content in self.blocks:
-            if kind == "h2":
-                body.append(f"<h2>{html.escape(content)}</h2>")
-            elif kind == "p":
-                body.append(f"<p>{self._inline(content)}</p>")
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{self._inline(i)}</li>" for i in content) + "</ul>")
-            else:
-                header, rows = content
-                head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-                trs = "".join("<tr>" + "".join(f"<td>{self._inline(str(c))}</td>" for c in r) + "</tr>"
-                              for r in rows)
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
-        style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.4}"
-                 "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;"
-                 "text-align:left}th{background:#f4f4f4}code{background:#f4f4f4;padding:0 .2em}")
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{html.escape(self.title)}</title><style>{style}</style></head>\n<body>\n"
-                + "\n".join(body) + "\n</body></html>\n")
-
-
-def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], jobs: List[Dict[str, Any]],
-               results_root: str, now: Optional[_dt.datetime] = None) -> _Page:
-    s = registry.suite(suite)
-    now = now or _dt.datetime.now(_dt.timezone.utc)
-    n_done = sum(r["status"] == STATUS_DONE for r in rows)
-    page = _Page(f"APro results: suite {suite}")
-    page.p(s.description)
-    if s.overrides:
-        page.p("Suite overrides: " + ", ".join(f"{k} = `{v}`" for k, v in s.overrides.items())
-               + " (for every experiment of the suite).")
-    if any(r["status"] == STATUS_NOT_RUNNABLE for r in rows):
-        how = f"`snakemake -n --config suite={suite}` lists what the suite still lacks"
-    else:
-        how = f"run or update them with `snakemake --cores 2 --config suite={suite}`"
-    page.p(f"{n_done} of {len(rows)} experiments have results. Written by `apro report` on "
-           f"{now.strftime('%Y-%m-%d %H:%M UTC')} from `{results_root}`; {how}.")
-
-    page.h2("APro gain")
-    gains = apro_gains(rows)
-    if not gains:
-        page.p(f"Not available: suite {suite} has no pair of `{reg.BASELINE_VARIANT}` and "
-               f"`{reg.APRO_VARIANT}` experiments with the same framework, backbone and dataset.")
+def gain_lines(rows: List[Dict[str, Any]]) -> List[str]:
+    """The APro gain in mask AP of every box / box+gp+lp pair, and the fully supervised upper bound."""
     lines = []
-    for g in gains:
+    for g in apro_gains(rows):
         what = f"{g['framework']} {g['backbone']} on {g['dataset']}"
         b, a = g["box"], g["apro"]
         if g["gain"] is None:
@@ -393,111 +398,285 @@ def build_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
             f"({b['experiment']}) = **{_fmt_gain(g['gain']['AP'])} mask AP** "
             f"({_fmt(b['AP'])} -> {_fmt(a['AP'])}); AP50 {_fmt_gain(g['gain']['AP50'])}, "
             f"AP75 {_fmt_gain(g['gain']['AP75'])}.")
-        upper = [r for r in rows if r["supervision"] == "mask" and r["AP"] is not None
-                 and (r["framework"], r["backbone"], r["dataset"]) == (g["framework"], g["backbone"], g["dataset"])]
-        for r in upper:
-            lines.append(f"{what}: fully supervised upper bound ({r['experiment']}): {_fmt(r['AP'])} mask AP.")
-    if len(lines) == 1:
-        page.p(lines[0])
-    else:
-        page.ul(lines)
+        lines += [f"{what}: fully supervised upper bound ({r['experiment']}): {_fmt(r['AP'])} mask AP."
+                  for r in rows if r["supervision"] == "mask" and r["AP"] is not None
+                  and (r["framework"], r["backbone"], r["dataset"]) == (g["framework"], g["backbone"], g["dataset"])]
+    return lines
 
+
+def semantic_gain_lines(rows: List[Dict[str, Any]]) -> List[str]:
+    """The APro gain in mIoU of every <labels> / <labels>+gp+lp pair, beside the dense labels' mIoU."""
+    lines = []
+    for g in semantic_gains(rows):
+        what = f"{g['framework']} {g['backbone']} on {g['dataset']}, {g['supervision']} labels"
+        b, a = g["base"], g["apro"]
+        if g["gain"] is None:
+            missing = [r["experiment"] for r in (b, a) if r["mIoU"] is None]
+            lines.append(f"{what}: not available yet ({', '.join(missing)} not run).")
+            continue
+        full = f"; dense labels ({g['full']['experiment']}): {_fmt(g['full']['mIoU'])}" if g["full"] else ""
+        lines.append(f"{what}: `{a['variant']}` ({a['experiment']}) minus partial cross-entropy `{b['variant']}` "
+                     f"({b['experiment']}) = **{_fmt_gain(g['gain'])} mIoU** ({_fmt(b['mIoU'])} -> "
+                     f"{_fmt(a['mIoU'])}){full}.")
+    return lines
+
+
+def _intro(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], command: str, source: str,
+           now: _dt.datetime) -> List[Block]:
+    s = registry.suite(suite)
+    out: List[Block] = [Text(s.description)]
+    if s.overrides:
+        out.append(Text("Suite overrides: " + ", ".join(f"{k} = `{v}`" for k, v in s.overrides.items())
+                        + " (for every experiment of the suite)."))
+    if any(r["status"] == STATUS_NOT_RUNNABLE for r in rows):
+        how = f"`snakemake -n --config suite={suite}` lists what the suite still lacks"
+    else:
+        how = f"run or update them with `snakemake --cores 2 --config suite={suite}`"
+    n_done = sum(r["status"] == STATUS_DONE for r in rows)
+    out.append(Text(f"{n_done} of {len(rows)} experiments have results. Written by `{command}` on "
+                    f"{now.strftime('%Y-%m-%d %H:%M UTC')} from `{source}`; {how}."))
+    return out
+
+
+def result_sections(suite: str, rows: List[Dict[str, Any]]) -> List[Section]:
+    """The gains, the results table (one row per experiment, with its status) and its notes."""
+    gain = Section("APro gain")
+    if not apro_gains(rows):
+        gain.blocks.append(Text(f"Not available: suite {suite} has no pair of `{reg.BASELINE_VARIANT}` and "
+                                f"`{reg.APRO_VARIANT}` experiments with the same framework, backbone and dataset."))
+    lines = gain_lines(rows)
+    gain.blocks.append(Text(lines[0]) if len(lines) == 1 else Bullets(lines))
+    sections = [gain]
     sem_lines = semantic_gain_lines(rows)
     if sem_lines:
-        page.h2("APro gain, semantic segmentation")
-        page.ul(sem_lines)
+        sections.append(Section("APro gain, semantic segmentation", [Bullets(sem_lines)]))
 
     has_paper = any(r["paper_AP"] is not None for r in rows)
     has_released = any(r["released_status"] is not None for r in rows)
     miou = has_miou(rows)  # the mIoU column only where the suite holds semantic experiments
-    page.h2("Mask AP and mIoU per experiment" if miou else "Mask AP per experiment")
     header = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "schedule",
-              "AP", "AP50", "AP75"] + (["mIoU"] if miou else []) + \
-        (["paper AP", "paper AP50", "paper AP75", "AP - paper"] if has_paper else []) + ["status"] + \
-        (["released AP", "released AP50", "released AP75", "released status"] if has_released else [])
+              *METRICS] + (["mIoU"] if miou else []) + \
+        ([f"paper {m}" for m in METRICS] + ["AP - paper"] if has_paper else []) + ["status"] + \
+        ([f"released {m}" for m in METRICS] + ["released status"] if has_released else [])
     table = []
     for r in rows:
         cells = [r["experiment"], r["framework"], r["backbone"], r["dataset"], r["supervision"], r["variant"],
-                 r["schedule"]] + [_fmt(r[m]) for m in METRICS]
-        if miou:
-            cells.append(_fmt(r["mIoU"]))
+                 r["schedule"]] + [_fmt(r[m]) for m in METRICS] + ([_fmt(r["mIoU"])] if miou else [])
         if has_paper:
-            cells += [_fmt(r[f"paper_{m}"]) for m in METRICS] + [_fmt(r["diff_AP"])]
+            cells += [_fmt(r[f"paper_{m}"]) for m in METRICS] + \
+                ["" if r["diff_AP"] is None else f"{r['diff_AP']:+.1f}"]
         cells.append(r["status"] if r["status"] == STATUS_DONE else f"**{r['status']}**")
         if has_released:
             cells += [_fmt(r[f"released_{m}"]) for m in METRICS] + [r["released_status"] or ""]
         table.append(cells)
-    page.table(header, table)
-    page.p("AP, AP50, AP75: COCO mask AP (percent) on the validation split, computed by pycocotools; "
-           "empty where the experiment has not run."
-           + (" released AP: the APro release's own checkpoint of the entry, converted for this suite and "
-              "evaluated the same way (`snakemake --config suite=released`)." if has_released else "")
-           + (" mIoU: mean IoU (percent) of the semantic experiments on the dense val labels, mmseg's "
-              "IoUMetric; instance rows leave it empty, semantic rows leave AP empty." if miou else ""))
-    page.ul([f"{r['experiment']}: {note}" for r in rows for note in r["notes"]])
+    note = ("AP, AP50, AP75: COCO mask AP (percent) on the validation split, computed by pycocotools; "
+            "empty where the experiment has not run."
+            + (" released AP: the APro release's own checkpoint of the entry, converted for this suite and "
+               "evaluated the same way (`snakemake --config suite=released`)." if has_released else "")
+            + (" mIoU: mean IoU (percent) of the semantic experiments on the dense val labels, mmseg's "
+               "IoUMetric; instance rows leave it empty, semantic rows leave AP empty." if miou else ""))
+    sections.append(Section("Mask AP and mIoU per experiment" if miou else "Mask AP per experiment",
+                            [Table(header, table), Text(note),
+                             Bullets([f"{r['experiment']}: {n}" for r in rows for n in r["notes"]])]))
+    return sections
 
-    page.h2("Wall time per job")
+
+def job_blocks(jobs: List[Dict[str, Any]]) -> List[Block]:
     if not jobs:
-        page.p(f"No job has run yet (no benchmark files under `{layout.benchmarks_dir()}/`).")
+        return [Text(f"No job has run yet (no benchmark files under `{layout.benchmarks_dir()}/`).", missing=True)]
+    table = Table(["job", "wall time", "max RSS (MB)", "CPU time", "source"],
+                  [[j["job"], _fmt_time(j["wall_s"]), _fmt(j["max_rss_mb"], 0), _fmt_time(j["cpu_s"]), j["source"]]
+                   for j in jobs])
+    total = sum(j["wall_s"] for j in jobs)
+    return [table, Text(f"Sum over {len(jobs)} jobs: {_fmt_time(total)}. Source `benchmark`: Snakemake's "
+                        f"benchmark file of the job (`{layout.benchmarks_dir()}/...`); jobs run side by side with "
+                        "`--cores 2`, so the elapsed time of a whole run is shorter than the sum.")]
+
+
+def summary_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], jobs: List[Dict[str, Any]],
+                 source: str, now: Optional[_dt.datetime] = None) -> Page:
+    """summary.md / summary.html: the intro, the result sections and the wall time per job."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return Page(f"APro results: suite {suite}",
+                _intro(registry, suite, rows, "apro report", source, now) + result_sections(suite, rows)
+                + [Section("Wall time per job", job_blocks(jobs))])
+
+
+def index_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], jobs: List[Dict[str, Any]],
+               source: str, *, links: Sequence[str], ablation: Optional[List[dict]], ablation_suites: Sequence[str],
+               plots: Sequence[Optional[str]], figures: List[dict], figures_why: Optional[str],
+               ops: Optional[List[List[str]]], versions: Dict[str, str], hashes: List[List[str]],
+               now: Optional[_dt.datetime] = None) -> Page:
+    """index.html: the intro and result sections of the summary (under Results), and the ablation, affinity,
+    ops benchmark and provenance sections. ``ablation`` None: no spec; ``plots``: per ablation group, the
+    PNG beside the page or None; ``links``: the other report files beside the page."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    results = Section("Results", list(result_sections(suite, rows)), anchor="results")
+    if links:
+        results.blocks.append(Text("Also: " + ", ".join(f"[{n}]({n})" for n in links) + "."))
+
+    abl = Section("Ablation", anchor="ablation")
+    groups = ablation or []
+    if ablation is None:
+        abl.blocks.append(Text(f"No ablation spec ({ABLATION_SPEC}).", missing=True))
+    n_done = sum(r["AP"] is not None for g in groups for r in g["rows"])
+    abl.blocks.append(Text(f"{n_done} of {sum(len(g['rows']) for g in groups)} ablation settings have results "
+                           f"(looked for in the suites {', '.join(ablation_suites)}). Run the rest with "
+                           "`snakemake --cores 2 --config suite=ablation`."))
+    for g, png in zip(groups, plots):
+        sub = Section(g["name"], [Text(g["description"])] if g.get("description") else [])
+        sub.blocks.append(Table([g["setting"], "experiment", "AP", "AP50", "result from"],
+                                [[r["value"], r["experiment"], _fmt(r["AP"]), _fmt(r["AP50"]), r["source"]]
+                                 for r in g["rows"]]))
+        if png:
+            sub.blocks.append(Figure(png, f"AP against {g['setting']}", f"Mask AP against {g['setting']}."))
+        abl.blocks.append(sub)
+    table_name = Path(layout.ablation_table(suite)).name
+    abl.blocks.append(Text(f"Table: [{table_name}]({table_name})."))
+
+    aff = Section("Affinities", anchor="affinity")
+    if not figures:
+        aff.blocks.append(Text(f"No affinity figures yet ({figures_why or 'run apro visualize'}).", missing=True))
+    folder = Path(layout.figures_dir(suite)).name
+    aff.blocks += [Figure(f"{folder}/{f['file']}", f"{f['kind']} figure of image {f['image_id']}", f["caption"])
+                   for f in figures]
+
+    bench = Section("Ops benchmark", anchor="benchmark")
+    copy = Path(layout.ops_table()).name
+    if ops is None:
+        bench.blocks.append(Text(f"No ops benchmark ({layout.ops_table()}): run "
+                                 f"`snakemake --cores 2 {layout.ops_table()}`.", missing=True))
     else:
-        page.table(["job", "wall time", "max RSS (MB)", "CPU time", "source"],
-                   [[j["job"], _fmt_time(j["wall_s"]), _fmt(j["max_rss_mb"], 0), _fmt_time(j["cpu_s"]),
-                     j["source"]] for j in jobs])
-        total = sum(j["wall_s"] for j in jobs)
-        page.p(f"Sum over {len(jobs)} jobs: {_fmt_time(total)}. Source `benchmark`: Snakemake's benchmark "
-               f"file of the job (`{layout.benchmarks_dir()}/...`); jobs run side by side with `--cores 2`, so the "
-               "elapsed time of a whole run is shorter than the sum.")
-    return page
+        bench.blocks += ([Table(ops[0], ops[1:])] if ops else []) + \
+            [Text(f"From `{layout.ops_table()}` (copy: [{copy}]({copy})).")]
+
+    seeds = ", ".join(sorted({str(r["seed"]) for r in rows if r["seed"] is not None})) or "none evaluated yet"
+    prov = Section("Provenance", [Table(["package", "version"], [[k, v] for k, v in versions.items()]),
+                                  Text(f"Seeds of the evaluated experiments: {seeds}."),
+                                  Table(["config file", "sha256 (first 16 hex)"], hashes)] + job_blocks(jobs),
+                   anchor="provenance")
+    return Page(f"APro report: suite {suite}",
+                _intro(registry, suite, rows, "apro html-report", source, now) + [results, abl, aff, bench, prov])
 
 
-def _csv_text(rows: List[Dict[str, Any]]) -> str:
+# ---------------------------------------------------------------- writing the files
+
+def _registry(registry: RegistryArg) -> reg.Registry:
+    if isinstance(registry, reg.Registry):
+        return registry
+    try:
+        return reg.load_registry(registry)
+    except reg.RegistryError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def _prepare(registry: RegistryArg, suite: str, results_root: os.PathLike,
+             out_dir: Optional[os.PathLike]) -> Tuple[reg.Registry, Path, Path]:
+    """The registry, results root and output folder of one run, checked (ReportError names the bad one)."""
+    registry = _registry(registry)
+    try:
+        registry.suite(suite)
+    except reg.RegistryError as exc:
+        raise ReportError(f"--suite {suite}: {exc}") from None
+    root = Path(results_root)
+    if not root.is_dir():
+        raise ReportError(f"--results-root {root}: expected an existing folder (the one holding "
+                          f"{layout.RESULTS}/)")
+    out = Path(out_dir) if out_dir is not None else root / layout.report_dir(suite)
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"--out {out}: expected a folder for the report files, found a file")
+    return registry, root, out
+
+
+def _source(root: Path, suite: str) -> str:
+    return f"{root / layout.suite_results_dir(suite)}/"
+
+
+def _csv_text(header: List[str], rows: List[List[Any]]) -> str:
     import pandas as pd
 
-    df = pd.DataFrame([{c: r.get(c) for c in COLUMNS} for r in rows], columns=COLUMNS)
-    return df.to_csv(index=False, lineterminator="\n")
+    return pd.DataFrame(rows, columns=header).to_csv(index=False, lineterminator="\n")
+
+
+def _plot_group(group: dict, path: Path) -> bool:
+    """AP against the setting (bars; grey: not run) as a PNG; False (and no file) when no row has a result."""
+    if not any(r["AP"] is not None for r in group["rows"]):
+        path.unlink(missing_ok=True)  # never show a plot of earlier results
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    labels = [r["value"] for r in group["rows"]]
+    ax.bar(range(len(labels)), [r["AP"] if r["AP"] is not None else 0.0 for r in group["rows"]],
+           color=["#3b528b" if r["AP"] is not None else "#dddddd" for r in group["rows"]])
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=20, ha="right")
+    ax.set_xlabel(group["setting"])
+    ax.set_ylabel("mask AP (%)")
+    ax.set_title(f"{group['name']} (grey: not run)", fontsize=10)
+    for i, r in enumerate(group["rows"]):
+        if r["AP"] is not None:
+            ax.text(i, r["AP"], f"{r['AP']:.1f}", ha="center", va="bottom", fontsize=8)
+    with atomic_file(path, ".png") as tmp:
+        write_png(tmp, fig, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_summary(suite: str, registry_path: RegistryArg = None, results_root: os.PathLike = ".",
+                  out_dir: Optional[os.PathLike] = None) -> Written:
+    """``apro report``: results.csv, summary.md and summary.html of ``suite`` (default folder
+    ``<results_root>/reports/<suite>``). ``registry_path``: the registry file (default
+    experiments/registry.yaml) or a loaded :class:`apro.registry.Registry`."""
+    registry, root, out = _prepare(registry_path, suite, results_root, out_dir)
+    rows = collect(registry, suite, root)
+    page = summary_page(registry, suite, rows, job_times(registry, suite, root), _source(root, suite))
+    paths = {kind: out / Path(path).name for kind, path in layout.report_files(suite).items()}
+    write_text_atomic(paths["csv"], _csv_text(COLUMNS, [[r.get(c) for c in COLUMNS] for r in rows]))
+    write_text_atomic(paths["md"], markdown(page))
+    write_text_atomic(paths["html"], html(page))
+    return Written(suite, sum(r["status"] == STATUS_DONE for r in rows), len(rows), paths)
 
 
 def write_report(registry: reg.Registry, suite: str, results_root: os.PathLike = ".",
                  out_dir: Optional[os.PathLike] = None) -> Dict[str, Path]:
-    """Writes results.csv, summary.md and summary.html of ``suite``; returns their paths."""
-    root = Path(results_root)
-    out = Path(out_dir) if out_dir is not None else root / reg.report_dir(suite)
+    """:func:`write_summary` for a loaded registry: the paths of results.csv, summary.md, summary.html
+    (keys csv, md, html)."""
+    return write_summary(suite, registry, results_root, out_dir).paths
+
+
+def write_html_report(suite: str, registry_path: RegistryArg = None, results_root: os.PathLike = ".",
+                      out_dir: Optional[os.PathLike] = None) -> Written:
+    """``apro html-report``: index.html of ``suite`` (and beside it ablation.csv, the ablation plots and a copy
+    of the ops table); paths keys ``html`` (index.html) and ``ablation`` (ablation.csv)."""
+    registry, root, out = _prepare(registry_path, suite, results_root, out_dir)
+    spec = load_ablation_spec()
+    out.mkdir(parents=True, exist_ok=True)
     rows = collect(registry, suite, root)
-    jobs = job_times(registry, suite, root)
-    page = build_page(registry, suite, rows, jobs, results_root=f"{root / layout.suite_results_dir(suite)}/")
-    paths = {kind: out / Path(path).name for kind, path in layout.report_files(suite).items()}
-    write_text_atomic(paths["csv"], _csv_text(rows))
-    write_text_atomic(paths["md"], page.markdown())
-    write_text_atomic(paths["html"], page.html())
-    return paths
-
-
-# ---------------------------------------------------------------- CLI
-
-def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="apro report", description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", required=True, help="suite of the registry (e.g. demo, smoke, paper)")
-    p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
-    p.add_argument("--results-root", default=".",
-                   help="folder holding results/ (default: the current folder)")
-    p.add_argument("--out-dir", default=None, help="output folder (default: <results-root>/reports/<suite>)")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        registry = reg.load_registry(args.registry)
-        paths = write_report(registry, args.suite, args.results_root, args.out_dir)
-    except reg.RegistryError as exc:
-        print(f"apro report: error: {exc}", file=sys.stderr)
-        return 2
-    rows = collect(registry, args.suite, args.results_root)
-    done = sum(r["status"] == STATUS_DONE for r in rows)
-    print(f"apro report: suite {args.suite}: {done}/{len(rows)} experiments with results -> "
-          + ", ".join(str(p) for p in paths.values()), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    # ablation results are reused only from suites run with the same overrides (data set, schedule)
+    same = dict(registry.suite(suite).overrides)
+    suites = [suite] + [n for n, su in registry.suites.items() if n != suite and dict(su.overrides) == same]
+    groups = ablation_results(registry, spec, root, suites)
+    plots = [f"ablation_{i}.png" if _plot_group(g, out / f"ablation_{i}.png") else None for i, g in enumerate(groups)]
+    paths = {"html": out / Path(layout.html_page(suite)).name,
+             "ablation": out / Path(layout.ablation_table(suite)).name}
+    write_text_atomic(paths["ablation"], _csv_text(
+        ["group", "setting", "value", "experiment", "AP", "source"],
+        [[g["name"], g["setting"], r["value"], r["experiment"], _fmt(r["AP"], 2), r["source"]]
+         for g in groups for r in g["rows"]]))
+    ops = read_csv_table(root / layout.ops_table())
+    if ops is not None:
+        shutil.copyfile(root / layout.ops_table(), out / Path(layout.ops_table()).name)
+    figures, why = figure_list(out, suite)
+    links = [Path(p).name for k, p in layout.report_files(suite).items()
+             if k in ("csv", "html") and (out / Path(p).name).is_file()]  # only what apro report has written
+    names = [r["experiment"] for r in rows] + [r["experiment"] for g in groups for r in g["rows"]]
+    page = index_page(registry, suite, rows, job_times(registry, suite, root, other_jobs=True), _source(root, suite),
+                      links=links, ablation=groups if ABLATION_SPEC.is_file() else None, ablation_suites=suites,
+                      plots=plots, figures=figures, figures_why=why, ops=ops, versions=package_versions(),
+                      hashes=config_hashes(registry, names))
+    write_text_atomic(paths["html"], html(page))
+    return Written(suite, sum(r["status"] == STATUS_DONE for r in rows), len(rows), paths)

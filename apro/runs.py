@@ -1,4 +1,6 @@
-"""The run policy every trainer follows (``apro train``, ``apro train-semantic``, either under torchrun).
+"""The run policy of every training and evaluation (``apro train`` / ``apro evaluate``, mmdet or mmseg,
+alone or under torchrun): thread settings, config and data-root checks, the schedule override,
+checkpoint resolution and the stale-work-dir rule.
 
 A training's work dir holds ``apro_run.json``, the fingerprint of what decides its result: the
 config and the local files it inherits (by content), the training data, the seed, the number of
@@ -19,17 +21,211 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional, Sequence, Union
 
+from apro.errors import InputError, RunFailed
 from apro.io import file_sha256, write_json_atomic
 
 RUN_FILE = "apro_run.json"
+#: a finished training's marker: the final checkpoint, the settings, the wall time
+DONE_FILE = "done.json"
+
 #: how long a rank other than 0 waits for rank 0's decision (seconds)
 RANK_WAIT_S = 600.0
 
 
-class RunError(RuntimeError):
-    """A work dir that cannot be prepared; names the folder and what was expected."""
+class TrainError(InputError):
+    """A bad argument or input of a training or evaluation (config, data root, checkpoint)."""
+
+
+class RunError(RunFailed):
+    """A work dir that cannot be prepared, or a training that left no checkpoint."""
+
+
+def set_threads(threads: Optional[int]) -> int:
+    """Sets the number of torch/OpenMP threads (``None``: ``$APRO_THREADS``, else 1); returns it."""
+    if threads is None:
+        env = os.environ.get("APRO_THREADS", "1")
+        try:
+            threads = int(env)
+        except ValueError:
+            raise TrainError(f"APRO_THREADS={env!r}: expected a positive integer") from None
+    if threads < 1:
+        raise TrainError(f"--threads: expected a positive integer, got {threads}")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    return threads
+
+
+def is_semantic(cfg) -> bool:
+    """Whether a loaded config is an mmseg one (the semantic suite) rather than mmdet."""
+    return cfg.get("default_scope", "mmdet") == "mmseg"
+
+
+def validate_instance_data(data_root: Union[str, os.PathLike], splits: Sequence[str] = ("train", "val")) -> dict:
+    """Checks ``<data_root>/annotations/instances_<split>.json`` (apro.data.coco_io) and that every
+    image it lists exists under ``<data_root>/<split>/``; returns counts per split.
+
+    Raises TrainError naming the first bad file.
+    """
+    from apro.data.coco_io import load_coco_annotations
+
+    root = Path(data_root)
+    if not root.is_dir():
+        raise TrainError(f"--data-root {root}: no such folder (expected train/, val/ and annotations/ in COCO format; "
+                         "`apro make-data` writes the synthetic one)")
+    summary = {"data_root": str(root), "splits": {}}
+    for split in splits:
+        ann_file = root / "annotations" / f"instances_{split}.json"
+        try:
+            data = load_coco_annotations(ann_file)
+        except ValueError as exc:
+            raise TrainError(f"--data-root {root}: bad annotation file: {exc}") from None
+        image_dir = root / split
+        missing = [im["file_name"] for im in data["images"] if not (image_dir / im["file_name"]).is_file()]
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise TrainError(f"{ann_file}: {len(missing)} image(s) it lists are missing from {image_dir}/: "
+                             f"{', '.join(missing[:3])}{more}")
+        summary["splits"][split] = {"annotation_file": str(ann_file), "images": len(data["images"]),
+                                    "annotations": len(data["annotations"]),
+                                    "categories": len(data["categories"])}
+    return summary
+
+
+def _point_instance_config(cfg, root: str) -> None:
+    cfg.data_root = root
+    for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(key)
+        if loader is not None and loader.get("dataset") is not None:
+            loader.dataset.data_root = root
+    for key in ("val_evaluator", "test_evaluator"):
+        ev = cfg.get(key)
+        if ev is not None and ev.get("ann_file"):
+            ev.ann_file = os.path.join(root, "annotations", os.path.basename(ev.ann_file))
+
+
+def _point_semantic_config(cfg, config: str, data_root: str, label_root: Optional[str],
+                           splits: Sequence[str]) -> None:
+    from apro.data.sparse_labels import KINDS  # the label folders of apro make-sparse-labels
+
+    kind = cfg.get("labels", "full")
+    if kind not in KINDS:
+        raise TrainError(f"config {config}: labels = {kind!r}; expected one of {', '.join(KINDS)}")
+    if label_root is None:
+        raise TrainError(f"config {config} is an mmseg config: --label-root is required "
+                         "(the label folder of apro make-sparse-labels)")
+    kinds = sorted({kind, "full"} if "train" in splits else {"full"})
+    missing = [f"{data_root}/{s}" for s in splits if not (Path(data_root) / s).is_dir()]
+    missing += [f"{label_root}/{s}/{k}" for s in splits for k in kinds if not (Path(label_root) / s / k).is_dir()]
+    if missing:
+        raise TrainError(f"--data-root {data_root} / --label-root {label_root}: expected image folders <data-root>/"
+                         f"<split>/ and label folders <label-root>/<split>/<kind>/ (apro make-sparse-labels); "
+                         f"missing {', '.join(missing)}")
+    root = str(Path(data_root).resolve()) + os.sep
+    labels = Path(label_root).resolve()
+    cfg.data_root = root
+    for key, split, k in (("train_dataloader", "train", kind), ("val_dataloader", "val", "full"),
+                          ("test_dataloader", "val", "full")):
+        loader = cfg.get(key)
+        if loader is not None and loader.get("dataset") is not None:
+            loader.dataset.data_root = root
+            loader.dataset.data_prefix = dict(img_path=split, seg_map_path=str(labels / split / k))
+
+
+def load_config(config: str, data_root: Optional[str] = None, seed: Optional[int] = None,
+                splits: Optional[Sequence[str]] = None, label_root: Optional[str] = None):
+    """Loads an mmdet or mmseg config and points every dataset and evaluator at ``data_root``
+    (an mmseg config also reads its labels from ``label_root``). ``data_root`` must hold ``splits``;
+    default: what a training reads (mmdet: train and val; mmseg: train)."""
+    from mmengine.config import Config
+
+    if not Path(config).is_file():
+        raise TrainError(f"config {config}: no such file (expected an mmdet or mmseg config, "
+                         "e.g. experiments/demo/box.py or experiments/semantic/point.py)")
+    cfg = Config.fromfile(config)
+    if data_root is not None:
+        if is_semantic(cfg):
+            _point_semantic_config(cfg, config, data_root, label_root, splits or ("train",))
+        else:
+            validate_instance_data(data_root, splits or ("train", "val"))
+            _point_instance_config(cfg, str(Path(data_root).resolve()) + os.sep)
+    if seed is not None:
+        cfg.randomness = dict(seed=int(seed), deterministic=False)
+    return cfg
+
+
+def set_max_iters(cfg, max_iters: int) -> None:
+    """Shortens/lengthens the schedule, scaling the LR schedule and the pairwise warm-ups with it
+    (SOLOv2's ``mask_head.pairwise_warmup_iters``, the semantic segmentor's ``apro_loss.warmup_iters``)."""
+    if max_iters < 1:
+        raise TrainError(f"--max-iters: expected a positive integer, got {max_iters}")
+    old = int(cfg.train_cfg.max_iters)
+    cfg.train_cfg.max_iters = int(max_iters)
+    ratio = max_iters / old
+    for sched in cfg.get("param_scheduler", []) or []:
+        if sched.get("by_epoch", True):
+            continue
+        for key in ("end", "T_max"):
+            if key in sched and sched[key] is not None:
+                sched[key] = int(max_iters) if sched[key] >= old else min(int(sched[key]), int(max_iters))
+        if "milestones" in sched:
+            sched["milestones"] = [max(1, int(round(m * ratio))) for m in sched["milestones"]]
+    model = cfg.get("model", {})
+    for owner, key in ((model.get("mask_head"), "pairwise_warmup_iters"), (model.get("apro_loss"), "warmup_iters")):
+        if owner and owner.get(key):
+            owner[key] = max(1, int(round(owner[key] * ratio)))
+    ckpt = cfg.default_hooks.get("checkpoint")
+    if ckpt is not None and ckpt.get("interval", 1) > max_iters:
+        ckpt.interval = int(max_iters)
+
+
+def read_done(work_dir: os.PathLike) -> Optional[dict]:
+    """The completion marker of ``work_dir`` if it is valid (its checkpoint exists)."""
+    path = Path(work_dir) / DONE_FILE
+    try:
+        done = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    ckpt = done.get("checkpoint")
+    if not ckpt or not Path(ckpt).is_file():
+        return None
+    return done
+
+
+def init_checkpoint(init_from: os.PathLike) -> Path:
+    """The checkpoint named by ``--init-from``: a ``.pth`` file, or the ``done.json``
+    of a finished training (its final checkpoint)."""
+    path = Path(init_from)
+    if path.suffix == ".json":
+        done = read_done(path.parent) if path.name == DONE_FILE else None
+        if done is None:
+            raise TrainError(f"--init-from {init_from}: expected the done.json of a finished training "
+                             "(naming an existing checkpoint)")
+        path = Path(done["checkpoint"])
+    if not path.is_file():
+        raise TrainError(f"--init-from {init_from}: no such checkpoint file")
+    return path.resolve()
+
+
+def trained_checkpoint(checkpoint: os.PathLike) -> Path:
+    """The checkpoint to evaluate: a ``.pth`` file, or a training work dir holding ``done.json``."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        done = path / DONE_FILE
+        if not done.is_file():
+            raise TrainError(f"checkpoint {checkpoint}: a folder without {DONE_FILE} (training not finished?)")
+        path = Path(json.loads(done.read_text())["checkpoint"])
+    if not path.is_file():
+        raise TrainError(f"checkpoint {checkpoint}: no such file (expected a .pth from apro train)")
+    return path
 
 
 def tree_sha256(folders: Iterable[Union[str, os.PathLike]]) -> str:

@@ -1,6 +1,6 @@
 """Affinity figures for chosen val images (``apro visualize``).
 
-    apro visualize --data-root data/synthetic --out-dir reports/demo/figures \\
+    apro visualize --data-root data/synthetic --out reports/demo/figures \\
         [--images 2] [--config experiments/demo/box_gp_lp.py --work-dir results/demo/box_gp_lp/train]
 
 For each of the first ``--images`` val images that hold an object, the picked
@@ -28,49 +28,40 @@ Everything is written atomically; a run takes seconds.
 """
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from apro.io import write_json_atomic
+from apro.errors import InputError
+from apro.io import atomic_file, write_json_atomic, write_png
+from apro.losses.box import GP_DEFAULTS, LP_DEFAULTS
+
+ZETA_G = GP_DEFAULTS["zetas"][0]  # GP's image-guided pass (and the tree filter's)
 
 MEAN = np.array([123.675, 116.28, 103.53])  # the demo configs' data_preprocessor (RGB)
 STD = np.array([58.395, 57.12, 57.375])
 
 
-class VisualizeError(Exception):
+class VisualizeError(InputError):
     """A user-facing error of ``apro visualize``."""
 
 
 # ---------------------------------------------------------------- affinities of one pixel
 
-def _tree_adjacency(tree: np.ndarray, weights: np.ndarray, n: int):
-    adj = [[] for _ in range(n)]
-    for (u, v), w in zip(tree.tolist(), weights.tolist()):
-        adj[u].append((v, w))
-        adj[v].append((u, w))
-    return adj
-
-
 def tree_path_costs(tree: np.ndarray, weights: np.ndarray, n: int, source: int):
     """(max, sum) of the edge weights on the tree path from ``source`` to every vertex: O(n)."""
-    adj = _tree_adjacency(tree, weights, n)
+    from apro.losses.baselines import tree_order
+
+    order, parent, parent_edge = tree_order(tree, n, root=source)
     pmax = np.full(n, np.nan)
     psum = np.full(n, np.nan)
     pmax[source] = psum[source] = 0.0
-    stack = [source]
-    while stack:
-        a = stack.pop()
-        for b, w in adj[a]:
-            if np.isnan(pmax[b]):
-                pmax[b], psum[b] = max(pmax[a], w), psum[a] + w
-                stack.append(b)
+    for b in order[1:]:  # root to leaves: a vertex after its parent
+        a, w = parent[b], float(weights[parent_edge[b]])
+        pmax[b], psum[b] = max(pmax[a], w), psum[a] + w
     return pmax, psum
 
 
@@ -98,8 +89,9 @@ def lp_effective_affinity(guide: np.ndarray, source: int, kernel_size: int, zeta
     return row.reshape(-1)
 
 
-def pixel_affinities(rgb: np.ndarray, source_yx, stride: int = 4, zeta_g: float = 0.01,
-                     lp_kernel: int = 5, lp_zeta: float = 0.15, lp_iters: int = 20) -> Dict[str, np.ndarray]:
+def pixel_affinities(rgb: np.ndarray, source_yx, stride: int = 4, zeta_g: float = ZETA_G,
+                     lp_kernel: int = LP_DEFAULTS["kernel_size"], lp_zeta: float = LP_DEFAULTS["zeta"],
+                     lp_iters: int = LP_DEFAULTS["iterations"]) -> Dict[str, np.ndarray]:
     """The affinity maps of one pixel (``source_yx`` on the input grid) on the losses' grid."""
     import torch
     import torch.nn.functional as F
@@ -142,13 +134,9 @@ def pixel_affinities(rgb: np.ndarray, source_yx, stride: int = 4, zeta_g: float 
 # ---------------------------------------------------------------- figures
 
 def _save(fig, path: Path) -> None:
-    """PNG through a temporary file and os.replace."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    """The figure as a PNG, atomically."""
+    with atomic_file(path) as tmp:
+        write_png(tmp, fig, dpi=110)
 
 
 def affinity_figure(maps: Dict[str, np.ndarray], title: str, path: Path, zeta_g: float) -> None:
@@ -254,13 +242,13 @@ def instance_rows(config: str, work_dir: str, data_root: Path, image: dict, max_
     from mmdet.registry import DATASETS
     from mmengine.runner import load_checkpoint
 
-    from apro.evaluate import _resolve_checkpoint, build_model
+    from apro.evaluate import build_model
     from apro.losses.box import gp_soft_targets, lp_soft_targets
-    from apro.train import load_config
+    from apro.runs import load_config, trained_checkpoint
 
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     cfg = load_config(config, str(data_root), seed=0)
-    ckpt = _resolve_checkpoint(work_dir)
+    ckpt = trained_checkpoint(work_dir)
     model = build_model(cfg)
     load_checkpoint(model, str(ckpt), map_location="cpu", logger="silent")
     model.eval()
@@ -311,7 +299,7 @@ def instance_rows(config: str, work_dir: str, data_root: Path, image: dict, max_
 # ---------------------------------------------------------------- entry point
 
 def visualize(data_root: str, out_dir: str, images: int = 2, stride: int = 4, config: Optional[str] = None,
-              work_dir: Optional[str] = None, zeta_g: float = 0.01) -> dict:
+              work_dir: Optional[str] = None, zeta_g: float = ZETA_G) -> dict:
     root = Path(data_root)
     out = Path(out_dir)
     if (config is None) != (work_dir is None):
@@ -332,8 +320,9 @@ def visualize(data_root: str, out_dir: str, images: int = 2, stride: int = 4, co
         figures.append({"file": path.name, "kind": "affinity", "image_id": image["id"],
                         "caption": f"Val image {image['id']}: GP (max-edge) and tree-filter (product) affinities of "
                                    f"the picked pixel over the whole image (zeta_g {zeta_g}, log scale), LP's "
-                                   "effective affinity after 20 iterations (5x5, zeta_s 0.15), BoxInst's "
-                                   "similarities to its 8 neighbours."})
+                                   f"effective affinity after {LP_DEFAULTS['iterations']} iterations "
+                                   f"({LP_DEFAULTS['kernel_size']}x{LP_DEFAULTS['kernel_size']}, zeta_s "
+                                   f"{LP_DEFAULTS['zeta']}), BoxInst's similarities to its 8 neighbours."})
         if config is not None:
             rows = instance_rows(config, work_dir, root, image)
             if rows:
@@ -348,34 +337,3 @@ def visualize(data_root: str, out_dir: str, images: int = 2, stride: int = 4, co
                 "figures": figures}
     write_json_atomic(out / "figures.json", manifest)
     return manifest
-
-
-def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="apro visualize", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", required=True, help="dataset folder (annotations/instances_val.json, val/)")
-    p.add_argument("--out-dir", required=True, help="folder for the PNG figures and figures.json")
-    p.add_argument("--images", type=int, default=2, help="how many val images (the first holding objects)")
-    p.add_argument("--stride", type=int, default=4, help="input pixels per loss-grid cell (mask stride, 4)")
-    p.add_argument("--zeta-g", type=float, default=0.01, help="GP / tree-filter bandwidth (pass 1)")
-    p.add_argument("--config", default=None, help="config of a trained model (for the instance figures)")
-    p.add_argument("--work-dir", default=None, help="its finished apro train work dir (holds done.json)")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.images < 1:
-        print(f"apro visualize: error: --images must be >= 1, got {args.images}", file=sys.stderr)
-        return 2
-    try:
-        manifest = visualize(args.data_root, args.out_dir, args.images, args.stride, args.config, args.work_dir,
-                             args.zeta_g)
-    except VisualizeError as exc:
-        print(f"apro visualize: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"apro visualize: {len(manifest['figures'])} figures -> {args.out_dir}", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

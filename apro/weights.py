@@ -1,8 +1,7 @@
 """Model files the workflow downloads: the paper configs' ImageNet-pretrained backbone weights and the APro
 release's model-zoo checkpoints; where they come from, fetching, checking.
 
-    python -m apro.weights fetch resnet50-11ad3fa6.pth --out weights/resnet50-11ad3fa6.pth
-    python -m apro.weights list
+    apro fetch resnet50-11ad3fa6.pth --out weights/resnet50-11ad3fa6.pth
 
 Every paper config names its backbone checkpoint as ``weights/<file>``; the
 workflow's ``fetch_weights`` rule downloads it from the public release URL
@@ -18,12 +17,10 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import os
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Union
 
 from apro import layout
 from apro.downloads import FetchError, check_digest, fetch  # noqa: F401  (re-exported)
@@ -86,29 +83,3 @@ def weights_in_config(config: Union[str, os.PathLike]) -> List[str]:
                     and node.value.startswith(layout.weights_file("")) and node.value not in found:
                 found.append(node.value)
     return found
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m apro.weights", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("fetch", help="download and check one weights file")
-    f.add_argument("name", help=f"one of: {', '.join(WEIGHTS)}")
-    f.add_argument("--out", default=None, help=f"destination (default {layout.weights_file('<name>')})")
-    f.add_argument("--url", default=None, help="another source (a mirror, file:// for a local copy)")
-    sub.add_parser("list", help="the known weights files and their URLs")
-    args = p.parse_args(argv)
-    if args.cmd == "list":
-        for name, spec in WEIGHTS.items():
-            print(f"{name}\t{spec['url']}\tsha256:{spec['sha256'] or 'recorded on first download'}")
-        return 0
-    try:
-        digest = fetch_weights(args.name, args.out, args.url)
-    except FetchError as exc:
-        print(f"apro.weights: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"ok {args.name} sha256 {digest}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -79,7 +79,8 @@ def measure(cfg, image_hw: Tuple[int, int], batch: int, iters: int, warmup: int,
     from mmengine.optim import build_optim_wrapper
 
     register_all_modules()
-    import apro.models  # noqa: F401  (what the configs' custom_imports load)
+    import apro.models.box_solov2  # noqa: F401  (what the configs' custom_imports load)
+    import apro.models.mask2former_apro  # noqa: F401
 
     cfg.model.backbone.init_cfg = None  # no download; random weights cost the same
     model = MODELS.build(cfg.model).to(device)

@@ -1,8 +1,14 @@
-"""Datasets: the built-in synthetic COCO generator (``apro.data.synthetic``) and
-COCO json reading/writing (``apro.data.coco_io``).
+"""The data layer: every dataset the suite writes or reads, for both tasks.
 
-Names are imported lazily, so ``import apro.data`` stays cheap and
-``python -m apro.data.synthetic`` runs without a double-import warning.
+* :mod:`apro.data.synthetic` -- the built-in synthetic COCO dataset (``apro make-data``);
+* :mod:`apro.data.coco_io` -- COCO json reading (checked), writing, masks as RLE;
+* :mod:`apro.data.sparse_labels` -- dense / point / scribble label PNGs from instance masks
+  (``apro make-sparse-labels``);
+* :mod:`apro.data.coco_download` -- the public dataset archives and the COCO 2017 layout;
+* :mod:`apro.data.voc` -- Pascal VOC 2012 + SBD: the instance set, the point / scribble labels and
+  the semantic layout of the paper setting.
+
+Names are imported lazily, so ``import apro.data`` stays cheap.
 """
 import importlib
 

@@ -1,28 +1,26 @@
 """The public archives of the paper's datasets (download + checksum) and the COCO 2017 layout.
 
-    python -m apro.data.coco_download fetch VOCtrainval_11-May-2012.tar --out downloads/VOCtrainval_11-May-2012.tar
-    python -m apro.data.coco_download coco --downloads downloads --out data/coco
+    apro fetch VOCtrainval_11-May-2012.tar --out downloads/VOCtrainval_11-May-2012.tar
+    apro prepare-coco --downloads downloads --out data/coco
 
 Checksums are the MD5s the dataset pages (and torchvision's dataset classes)
 publish. A missing archive that cannot be downloaded (no network, moved URL)
-fails with the URL and the path to place it at by hand. ``coco`` unpacks
+fails with the URL and the path to place it at by hand. ``prepare-coco`` unpacks
 train2017 -> ``<out>/train/``, val2017 -> ``<out>/val/``, the instance json ->
 ``<out>/annotations/instances_{train,val}.json`` and checks the image and
 instance counts.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
-from apro.downloads import FetchError, fetch
+from apro.downloads import fetch
+from apro.errors import InputError
+from apro.io import atomic_folder
 
 ARCHIVES: Dict[str, Dict[str, str]] = {
     "VOCtrainval_11-May-2012.tar": {
@@ -42,7 +40,7 @@ ARCHIVES: Dict[str, Dict[str, str]] = {
 COCO_EXPECTED = {"train": {"images": 118287, "instances": 860001}, "val": {"images": 5000, "instances": 36781}}
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A missing, corrupt or incomplete dataset archive."""
 
 
@@ -70,9 +68,7 @@ def prepare_coco(downloads: os.PathLike, out: os.PathLike,
         if not (downloads / name).is_file():
             raise DataError(f"{downloads / name}: missing; download {ARCHIVES[name]['url']} to that path "
                             f"(or run the workflow's fetch_archive rule)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite=True) as tmp:
         for name in ("train2017.zip", "val2017.zip", "annotations_trainval2017.zip"):
             with zipfile.ZipFile(downloads / name) as z:
                 z.extractall(tmp)
@@ -87,38 +83,4 @@ def prepare_coco(downloads: os.PathLike, out: os.PathLike,
             n_files = sum(1 for _ in (tmp / split).iterdir())
             if n_files != summary[split]["images"]:
                 raise DataError(f"{split}: {n_files} image files but {summary[split]['images']} images listed")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-        return summary
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m apro.data.coco_download", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("fetch", help="download and check one archive")
-    f.add_argument("name", choices=sorted(ARCHIVES))
-    f.add_argument("--out", required=True)
-    f.add_argument("--url", default=None, help="a mirror (file:// for a local copy)")
-    c = sub.add_parser("coco", help="lay out COCO 2017 from its three archives")
-    c.add_argument("--downloads", required=True)
-    c.add_argument("--out", required=True)
-    c.add_argument("--no-count-check", action="store_true", help="skip the COCO 2017 image/instance counts")
-    args = p.parse_args(argv)
-    try:
-        if args.cmd == "fetch":
-            print(f"ok {args.name} md5 {fetch_archive(args.name, args.out, args.url)}")
-        else:
-            summary = prepare_coco(args.downloads, args.out, None if args.no_count_check else COCO_EXPECTED)
-            print(f"coco: {summary}")
-    except (DataError, FetchError) as exc:
-        print(f"apro.data.coco_download: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return summary

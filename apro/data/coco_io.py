@@ -5,6 +5,8 @@ it checks the structure the rest of the suite relies on and raises a
 ``ValueError`` that names the file and what is wrong, instead of a ``KeyError``
 deep inside training or evaluation. ``dump_coco_json`` writes such a file
 deterministically (sorted keys, fixed separators) and atomically.
+``mask_to_rle`` / ``mask_annotation`` are the one encoder of binary masks
+(datasets' annotations, evaluation's predictions).
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import numbers
 import os
 from typing import Any, Dict
 
+import numpy as np
+
 from apro.io import write_text_atomic
 
-__all__ = ["load_coco_annotations", "dump_coco_json", "REQUIRED_TOP_LEVEL_KEYS",
+__all__ = ["load_coco_annotations", "dump_coco_json", "mask_to_rle", "mask_annotation", "REQUIRED_TOP_LEVEL_KEYS",
            "REQUIRED_IMAGE_KEYS", "REQUIRED_ANNOTATION_KEYS", "REQUIRED_CATEGORY_KEYS"]
 
 REQUIRED_TOP_LEVEL_KEYS = ("images", "annotations", "categories")
@@ -121,3 +125,22 @@ def dump_coco_json(data: Dict[str, Any], path: str | os.PathLike) -> None:
     data -> same bytes), through a temporary file renamed into place."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     write_text_atomic(path, text + "\n")
+
+
+def mask_to_rle(mask: np.ndarray) -> Dict[str, Any]:
+    """The COCO RLE of a binary ``(H, W)`` mask: ``{"size": [H, W], "counts": <ascii str>}`` (pycocotools')."""
+    from pycocotools import mask as mask_util
+
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def mask_annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int) -> Dict[str, Any]:
+    """A COCO instance annotation of a non-empty binary mask: its RLE, area and tight
+    ``[x, y, width, height]`` box (floats, whole pixels), ``iscrowd`` 0."""
+    ys, xs = np.nonzero(mask)
+    x0, y0 = int(xs.min()), int(ys.min())
+    bbox = [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)]
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "segmentation": mask_to_rle(mask),
+            "area": float(mask.sum()), "bbox": bbox, "iscrowd": 0}

@@ -45,24 +45,22 @@ folder ``.<name>.<pid>.partial`` that is renamed to ``<out>`` at the end.
 """
 from __future__ import annotations
 
-import argparse
 import colorsys
 import math
 import os
-import shutil
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image
-from pycocotools import mask as mask_util
 from scipy import ndimage
 
-from .coco_io import dump_coco_json
+from apro.io import atomic_folder, write_png
+
+from .coco_io import dump_coco_json, mask_annotation
 
 __all__ = ["CATEGORIES", "GENERATOR_VERSION", "SyntheticConfig", "render_image",
-           "generate", "main"]
+           "generate"]
 
 GENERATOR_VERSION = 1
 
@@ -99,7 +97,6 @@ _KIND_EMPTY_BLOCK = 1
 _EMPTY_BLOCK = 10
 _PLACEMENT_TRIES = 25
 _SUPERSAMPLE = 4
-_PNG_COMPRESS_LEVEL = 6
 
 
 class SyntheticConfig:
@@ -474,16 +471,6 @@ def _is_empty(seed: int, split: str, index: int, empty_fraction: float) -> bool:
     return pos in set(rng.permutation(_EMPTY_BLOCK)[:n_empty].tolist())
 
 
-def _annotation(ann_id: int, image_id: int, cat_id: int, mask: np.ndarray) -> Dict[str, Any]:
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    ys, xs = np.nonzero(mask)
-    x0, y0 = int(xs.min()), int(ys.min())
-    bbox = [float(x0), float(y0), float(xs.max() - x0 + 1), float(ys.max() - y0 + 1)]
-    return {"id": ann_id, "image_id": image_id, "category_id": cat_id, "segmentation": rle,
-            "area": float(mask.sum()), "bbox": bbox, "iscrowd": 0}
-
-
 def _write_split(root: str, split: str, n: int, seed: int, cfg: SyntheticConfig, progress_every: int,
                  t_start: float) -> Dict[str, Any]:
     img_dir = os.path.join(root, split)
@@ -494,12 +481,11 @@ def _write_split(root: str, split: str, n: int, seed: int, cfg: SyntheticConfig,
         image, instances = render_image(_image_rng(seed, split, i), cfg,
                                         empty=_is_empty(seed, split, i, cfg.empty_fraction))
         file_name = f"{i:06d}.png"
-        Image.fromarray(image).save(os.path.join(img_dir, file_name), format="PNG",
-                                                compress_level=_PNG_COMPRESS_LEVEL, optimize=False)
+        write_png(os.path.join(img_dir, file_name), image)
         image_id = i + 1
         images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
         for cat_id, m in instances:
-            annotations.append(_annotation(len(annotations) + 1, image_id, cat_id, m))
+            annotations.append(mask_annotation(m, len(annotations) + 1, image_id, cat_id))
         if progress_every and ((i + 1) % progress_every == 0 or i + 1 == n):
             print(f"make-data: {split} {i + 1}/{n} images, {len(annotations)} instances "
                   f"({time.monotonic() - t_start:.1f} s)", file=sys.stderr, flush=True)
@@ -537,31 +523,12 @@ def generate(out_dir: Union[str, os.PathLike], *, num_train: int = 400, num_val:
     if os.path.lexists(out_dir):
         if not os.path.isdir(out_dir) or os.path.islink(out_dir):
             raise FileExistsError(f"{out_dir}: exists and is not a folder; remove it or choose another out_dir")
-        if os.listdir(out_dir) and not overwrite:
-            raise FileExistsError(f"{out_dir}: output folder exists and is not empty; "
-                                  "pass overwrite=True (--overwrite) to replace it")
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(out_dir)}.{os.getpid()}.partial")
-    if os.path.lexists(tmp):
-        shutil.rmtree(tmp)
     t0 = time.monotonic()
-    try:
+    with atomic_folder(out_dir, overwrite) as tmp:  # an existing folder is only removed once the new one is complete
         os.makedirs(os.path.join(tmp, "annotations"))
         counts = {}
         for split, n in (("train", int(num_train)), ("val", int(num_val))):
-            counts[split] = _write_split(tmp, split, n, int(seed), cfg, progress_every, t0)
-        # move into place: an existing folder is only removed once the new one is complete
-        if os.path.isdir(out_dir):
-            old = os.path.join(parent, f".{os.path.basename(out_dir)}.{os.getpid()}.old")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            counts[split] = _write_split(str(tmp), split, n, int(seed), cfg, progress_every, t0)
     seconds = time.monotonic() - t0
     if progress_every:
         print(f"make-data: wrote {out_dir} in {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -572,54 +539,3 @@ def generate(out_dir: Union[str, os.PathLike], *, num_train: int = 400, num_val:
                          "ann_file": os.path.join(out_dir, "annotations", f"instances_{split}.json"),
                          **counts[split]}
     return result
-
-
-def _size_arg(text: str) -> Union[int, Tuple[int, int]]:
-    try:
-        parts = [int(p) for p in text.lower().replace("x", ",").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW (e.g. 128 or 96x128), got {text!r}")
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return (parts[0], parts[1])
-    raise argparse.ArgumentTypeError(f"expected N or HxW (e.g. 128 or 96x128), got {text!r}")
-
-
-def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
-    p = parser or argparse.ArgumentParser(prog="apro make-data", description=(
-        "Write the built-in synthetic COCO dataset (non-convex shapes on cluttered, textured backgrounds)."))
-    p.add_argument("out_dir", help="output folder (gets train/, val/, annotations/)")
-    p.add_argument("--num-train", type=int, default=400, help="training images (default 400)")
-    p.add_argument("--num-val", type=int, default=100, help="validation images (default 100)")
-    p.add_argument("--image-size", type=_size_arg, default=128, help="N or HxW in pixels (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--max-instances", type=int, default=6, help="most objects tried per image (default 6)")
-    p.add_argument("--empty-fraction", type=float, default=0.1, help="share of images without objects (0.1)")
-    p.add_argument("--class-hue-width", type=float, default=None,
-                   help="hue band per class (fraction of the hue circle; default: any hue, shape alone tells "
-                        "the classes apart)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    p.add_argument("--progress-every", type=int, default=100, help="progress line every N images (0: quiet)")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        result = generate(args.out_dir, num_train=args.num_train, num_val=args.num_val,
-                          image_size=args.image_size, seed=args.seed, overwrite=args.overwrite,
-                          progress_every=args.progress_every, max_instances=args.max_instances,
-                          empty_fraction=args.empty_fraction, class_hue_width=args.class_hue_width)
-    except (FileExistsError, ValueError) as e:
-        print(f"apro make-data: error: {e}", file=sys.stderr)
-        return 2
-    for split in ("train", "val"):
-        r = result[split]
-        print(f"{split}: {r['images']} images ({r['empty_images']} empty), {r['instances']} instances -> "
-              f"{r['ann_file']}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,19 +28,24 @@ same box targets, same guide image, same ``(K, 1, H, W)`` conventions as
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Optional, Sequence
+from types import MappingProxyType, SimpleNamespace
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from apro.losses.box import GP_DEFAULTS
+
 __all__ = ["rgb_to_lab", "boxinst_color_similarity", "boxinst_pairwise_loss", "tree_filter",
-           "tree_filter_soft_targets", "tree_filter_loss", "tree_edge_weights", "BOXINST_DEFAULTS",
+           "tree_filter_soft_targets", "tree_filter_loss", "tree_edge_weights", "tree_order", "BOXINST_DEFAULTS",
            "TREE_FILTER_DEFAULTS"]
 
-BOXINST_DEFAULTS = dict(loss_weight=1.0, kernel_size=3, dilation=2, theta=2.0, color_thresh=0.3)
-TREE_FILTER_DEFAULTS = dict(loss_weight=2.0, zetas=(0.01, 0.07))
+#: BoxInst's term (read-only; the head's defaults and the functions' keyword defaults)
+BOXINST_DEFAULTS: Mapping = MappingProxyType(dict(loss_weight=1.0, kernel_size=3, dilation=2, theta=2.0,
+                                                  color_thresh=0.3))
+#: the tree filter runs with GP's weight and bandwidths (equal footing)
+TREE_FILTER_DEFAULTS: Mapping = MappingProxyType(dict(GP_DEFAULTS))
 
 
 # ---------------------------------------------------------------- BoxInst
@@ -65,7 +70,9 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     return torch.stack([L, a, b], dim=1)
 
 
-def boxinst_color_similarity(lab: Tensor, kernel_size: int = 3, dilation: int = 2, theta: float = 2.0) -> Tensor:
+def boxinst_color_similarity(lab: Tensor, kernel_size: int = BOXINST_DEFAULTS["kernel_size"],
+                             dilation: int = BOXINST_DEFAULTS["dilation"],
+                             theta: float = BOXINST_DEFAULTS["theta"]) -> Tensor:
     """``(B, k*k - 1, H, W)``: ``exp(-||lab_i - lab_j|| / theta)`` for the neighbours j of every pixel i.
 
     Neighbour order is ``unfold``'s (row-major offsets, the centre left out);
@@ -92,7 +99,9 @@ def _same_label_nll(mask_logits: Tensor, kernel_size: int, dilation: int) -> Ten
 
 
 def boxinst_pairwise_loss(mask_logits: Tensor, box_masks: Tensor, similarity: Tensor, image_index: Tensor,
-                          kernel_size: int = 3, dilation: int = 2, color_thresh: float = 0.3) -> Tensor:
+                          kernel_size: int = BOXINST_DEFAULTS["kernel_size"],
+                          dilation: int = BOXINST_DEFAULTS["dilation"],
+                          color_thresh: float = BOXINST_DEFAULTS["color_thresh"]) -> Tensor:
     """Per-instance BoxInst pairwise loss, ``(K,)``.
 
     Args:
@@ -126,17 +135,21 @@ def tree_edge_weights(guide: Tensor, tree: Tensor) -> Tensor:
     return ((gu - gv) ** 2).sum(dim=1)
 
 
-def _tree_order(edges: np.ndarray, n: int):
-    """BFS order from vertex 0, each vertex's parent and the index of the edge to its parent."""
+def tree_order(edges: np.ndarray, n: int, root: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one walk of a spanning tree (``(n-1, 2)`` vertex pairs of ``n`` vertices): its BFS order from
+    ``root``, each vertex's parent and the index of the edge to its parent (-1 at the root).
+
+    ``order[1:]`` visits every vertex after its parent (root to leaves), ``order[:0:-1]`` every vertex
+    before its parent (leaves to root)."""
     adj = [[] for _ in range(n)]
-    for e, (u, v) in enumerate(edges.tolist()):
+    for e, (u, v) in enumerate(np.asarray(edges).tolist()):
         adj[u].append((v, e))
         adj[v].append((u, e))
     parent = np.full(n, -1, dtype=np.int64)
     parent_edge = np.full(n, -1, dtype=np.int64)
-    order = [0]
+    order = [root]
     seen = np.zeros(n, dtype=bool)
-    seen[0] = True
+    seen[root] = True
     for a in order:  # the list grows while it is walked: a BFS
         for b, e in adj[a]:
             if not seen[b]:
@@ -187,7 +200,7 @@ def tree_filter(values: Tensor, guide: Optional[Tensor], tree: Tensor, zeta: flo
         w_img = tree_edge_weights(guide.detach().cpu(), tree.detach().cpu()).double().numpy()
     for b in sorted(set(index.tolist())):
         ks = (index == b).nonzero().flatten().numpy()
-        order, parent, parent_edge = _tree_order(trees[b], n)
+        order, parent, parent_edge = tree_order(trees[b], n)
         if guide is not None:
             aff = np.exp(-w_img[b] / float(zeta) ** 2)
         else:
@@ -203,7 +216,8 @@ def tree_filter(values: Tensor, guide: Optional[Tensor], tree: Tensor, zeta: flo
 
 @torch.no_grad()
 def tree_filter_soft_targets(mask_scores: Tensor, images: Tensor, image_index: Tensor,
-                             zetas: Sequence[float] = (0.01, 0.07), tree: Optional[Tensor] = None) -> Tensor:
+                             zetas: Sequence[float] = TREE_FILTER_DEFAULTS["zetas"],
+                             tree: Optional[Tensor] = None) -> Tensor:
     """TEL-style soft targets: pass 1 guided by the image, later passes by the previous output (as GP)."""
     from apro.losses.box import tree_passes
 
@@ -211,7 +225,7 @@ def tree_filter_soft_targets(mask_scores: Tensor, images: Tensor, image_index: T
 
 
 def tree_filter_loss(mask_scores: Tensor, box_masks: Tensor, images: Tensor, image_index: Tensor,
-                     zetas: Sequence[float] = (0.01, 0.07)) -> Tensor:
+                     zetas: Sequence[float] = TREE_FILTER_DEFAULTS["zetas"]) -> Tensor:
     """Per-instance loss: masked L1 to the (constant) tree-filter soft targets."""
     from apro.losses.box import masked_l1_loss
 

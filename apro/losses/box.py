@@ -20,17 +20,21 @@ are computed once per image and shared by all its instances.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from apro.defaults import GP_DEFAULTS, LP_DEFAULTS
+
 __all__ = ["dice_coefficient_loss", "projection_loss", "gp_soft_targets", "lp_soft_targets",
-           "masked_l1_loss", "gp_loss", "lp_loss", "box_masks_from_boxes", "release_box_masks"]
+           "masked_l1_loss", "gp_loss", "lp_loss", "box_masks_from_boxes", "release_box_masks",
+           "GP_DEFAULTS", "LP_DEFAULTS", "loss_term_cfg"]
 
 
-def loss_term_cfg(cfg: Optional[dict], owner: str, name: str, defaults: dict) -> Optional[dict]:
+# each term's settings are written once, in apro.defaults (re-exported here for the heads)
+def loss_term_cfg(cfg: Optional[dict], owner: str, name: str, defaults: Mapping) -> Optional[dict]:
     """A loss term's settings: None (the term is off) or ``defaults`` updated with ``cfg``,
     whose keys must be among the defaults' (a typo fails with the term's name)."""
     if cfg is None:
@@ -80,7 +84,7 @@ def masked_l1_loss(mask_scores: Tensor, targets: Tensor, box_masks: Tensor) -> T
 
 @torch.no_grad()
 def gp_soft_targets(mask_scores: Tensor, images: Tensor, image_index: Tensor,
-                    zetas: Sequence[float] = (0.01, 0.07), tree: Optional[Tensor] = None) -> Tensor:
+                    zetas: Sequence[float] = GP_DEFAULTS["zetas"], tree: Optional[Tensor] = None) -> Tensor:
     """Global affinity propagation targets (two passes, as in APro's SOLOv2).
 
     Pass 1 propagates the prediction over the image's minimum spanning tree
@@ -109,7 +113,8 @@ def tree_passes(propagate, scores: Tensor, images: Tensor, image_index: Tensor, 
 
 @torch.no_grad()
 def lp_soft_targets(mask_scores: Tensor, images: Tensor, box_masks: Tensor, image_index: Tensor,
-                    kernel_size: int = 5, zeta: float = 0.15, iterations: int = 20) -> Tensor:
+                    kernel_size: int = LP_DEFAULTS["kernel_size"], zeta: float = LP_DEFAULTS["zeta"],
+                    iterations: int = LP_DEFAULTS["iterations"]) -> Tensor:
     """Local affinity propagation targets, masked by the box at every iteration."""
     from apro.ops import local_propagate
 
@@ -118,7 +123,7 @@ def lp_soft_targets(mask_scores: Tensor, images: Tensor, box_masks: Tensor, imag
 
 
 def gp_loss(mask_scores: Tensor, box_masks: Tensor, images: Tensor, image_index: Tensor,
-            zetas: Sequence[float] = (0.01, 0.07)) -> Tensor:
+            zetas: Sequence[float] = GP_DEFAULTS["zetas"]) -> Tensor:
     """Per-instance GP loss: masked L1 to the (constant) GP soft targets."""
     _check_maps("mask_scores", mask_scores)
     _check_maps("box_masks", box_masks)
@@ -127,7 +132,8 @@ def gp_loss(mask_scores: Tensor, box_masks: Tensor, images: Tensor, image_index:
 
 
 def lp_loss(mask_scores: Tensor, box_masks: Tensor, images: Tensor, image_index: Tensor,
-            kernel_size: int = 5, zeta: float = 0.15, iterations: int = 20) -> Tensor:
+            kernel_size: int = LP_DEFAULTS["kernel_size"], zeta: float = LP_DEFAULTS["zeta"],
+            iterations: int = LP_DEFAULTS["iterations"]) -> Tensor:
     """Per-instance LP loss: masked L1 to the (constant) LP soft targets."""
     _check_maps("mask_scores", mask_scores)
     _check_maps("box_masks", box_masks)

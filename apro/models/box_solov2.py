@@ -58,8 +58,8 @@ from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from apro.losses.box import (box_masks_from_boxes, gp_soft_targets, loss_term_cfg, lp_soft_targets, masked_l1_loss,
-                         projection_loss, release_box_masks)
+from apro.losses.box import (GP_DEFAULTS, LP_DEFAULTS, box_masks_from_boxes, gp_soft_targets, loss_term_cfg,
+                             lp_soft_targets, masked_l1_loss, projection_loss, release_box_masks)
 from apro.losses.baselines import (BOXINST_DEFAULTS, TREE_FILTER_DEFAULTS, boxinst_color_similarity,
                                  boxinst_pairwise_loss, rgb_to_lab, tree_filter_soft_targets)
 
@@ -155,8 +155,8 @@ class BoxSOLOV2Head(SOLOV2Head):
     def __init__(self, *args,
                  mask_feature_head: dict,
                  loss_proj: Optional[dict] = dict(loss_weight=3.0),
-                 loss_gp: Optional[dict] = dict(loss_weight=2.0, zetas=(0.01, 0.07)),
-                 loss_lp: Optional[dict] = dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20),
+                 loss_gp: Optional[dict] = dict(GP_DEFAULTS),
+                 loss_lp: Optional[dict] = dict(LP_DEFAULTS),
                  loss_strides: Optional[Sequence[int]] = RELEASE_LOSS_STRIDES,
                  min_box_pixels: int = 10,
                  conv_kernel_size: int = 3,
@@ -174,9 +174,8 @@ class BoxSOLOV2Head(SOLOV2Head):
             self.mask_feature_head = MODELS.build(dict(type=feat_type, **mask_feature_head))
             self.mask_stride = self.mask_feature_head.mask_stride
         self.loss_proj_cfg = loss_term_cfg(loss_proj, _HEAD, "loss_proj", dict(loss_weight=3.0))
-        self.loss_gp_cfg = loss_term_cfg(loss_gp, _HEAD, "loss_gp", dict(loss_weight=2.0, zetas=(0.01, 0.07)))
-        self.loss_lp_cfg = loss_term_cfg(loss_lp, _HEAD, "loss_lp",
-                                         dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
+        self.loss_gp_cfg = loss_term_cfg(loss_gp, _HEAD, "loss_gp", GP_DEFAULTS)
+        self.loss_lp_cfg = loss_term_cfg(loss_lp, _HEAD, "loss_lp", LP_DEFAULTS)
         if self.loss_gp_cfg is not None and len(tuple(self.loss_gp_cfg["zetas"])) < 1:
             raise ValueError("BoxSOLOV2Head: loss_gp.zetas must hold at least one bandwidth")
         if loss_strides is not None:

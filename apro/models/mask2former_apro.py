@@ -35,6 +35,7 @@ helpers are :mod:`apro.losses.box` (shared with SOLOv2 and the semantic segmento
 """
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -46,9 +47,13 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from apro.losses.box import gp_soft_targets, loss_term_cfg, lp_soft_targets, projection_loss, release_box_masks
+from apro.losses.box import (LP_DEFAULTS, gp_soft_targets, loss_term_cfg, lp_soft_targets, projection_loss,
+                             release_box_masks)
 
 __all__ = ["BoxMask2Former", "BoxMask2FormerHead", "BoxMatchingCost"]
+
+#: the release's Mask2Former GP (O:MH): its own bandwidths, on a ``size`` x ``size`` grid
+M2F_GP_DEFAULTS = MappingProxyType(dict(loss_weight=1.0, zetas=(0.03, 0.03), size=96))
 
 
 @MODELS.register_module()
@@ -112,9 +117,8 @@ class BoxMask2FormerHead(Mask2FormerHead):
         super().__init__(*args, **kwargs)
         head = "BoxMask2FormerHead"
         self.loss_proj_cfg = loss_term_cfg(loss_proj, head, "loss_proj", dict(loss_weight=5.0))
-        self.loss_gp_cfg = loss_term_cfg(loss_gp, head, "loss_gp", dict(loss_weight=1.0, zetas=(0.03, 0.03), size=96))
-        self.loss_lp_cfg = loss_term_cfg(loss_lp, head, "loss_lp",
-                                         dict(loss_weight=1.0, kernel_size=5, zeta=0.15, iterations=20))
+        self.loss_gp_cfg = loss_term_cfg(loss_gp, head, "loss_gp", M2F_GP_DEFAULTS)
+        self.loss_lp_cfg = loss_term_cfg(loss_lp, head, "loss_lp", LP_DEFAULTS)
         if self.loss_gp_cfg is not None:
             if len(tuple(self.loss_gp_cfg["zetas"])) < 1:
                 raise ValueError("BoxMask2FormerHead: loss_gp.zetas must hold at least one bandwidth")

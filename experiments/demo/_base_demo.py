@@ -7,7 +7,7 @@
 # `apro train` overrides data_root, the seed, and optionally max_iters.
 _base_ = ['mmdet::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['apro.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['apro.models.box_solov2'], allow_failed_imports=False)
 
 data_root = 'data/synthetic/'
 classes = ('ring', 'crescent', 'star', 'l_shape', 'u_shape', 'blob')

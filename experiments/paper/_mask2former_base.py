@@ -9,7 +9,7 @@
 # Children set: data_root, classes, the backbone, lr, the GP zetas and (VOC) the schedule.
 _base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py']
 
-custom_imports = dict(imports=['apro.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['apro.models.mask2former_apro'], allow_failed_imports=False)
 # torchrun sets WORLD_SIZE: one process per GPU inside a job (workflow/rules/paper.smk)
 world_size = '{{$WORLD_SIZE:1}}'
 launcher = 'pytorch' if int(world_size) > 1 else 'none'

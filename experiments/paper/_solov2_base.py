@@ -9,7 +9,7 @@
 # backbone, the LP kernel and mask_thr.
 _base_ = ['mmdet::solov2/solov2_r50_fpn_ms-3x_coco.py']
 
-custom_imports = dict(imports=['apro.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['apro.models.box_solov2'], allow_failed_imports=False)
 # torchrun sets WORLD_SIZE: one process per GPU inside a job (workflow/rules/paper.smk)
 world_size = '{{$WORLD_SIZE:1}}'
 launcher = 'pytorch' if int(world_size) > 1 else 'none'

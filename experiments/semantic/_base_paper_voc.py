@@ -30,7 +30,7 @@
 #   train / val    train_aug 10,582 /    TEL voc2012_loader.py __init__: SBD train + SBD val + VOC train - VOC val;
 #                  VOC val 1,449         val = VOC val (laid out by workflow/rules/semantic.smk prepare_voc_semantic)
 #   seg. loss      partial CE (labelled  TEL train.sh:19 LOSS_TYPE="fs_ce_loss" (loss_helper.py FSCELoss: CE with the
-#                  pixels only)          unlabelled pixels ignored); here apro.semantic PartialCrossEntropyLoss
+#                  pixels only)          unlabelled pixels ignored); here apro.models.segmentor PartialCrossEntropyLoss
 #   pairwise loss  APro GP + LP on the   replaces TEL's TreeEnergyLoss (lib/loss/loss_helper.py): both are an L1
 #                  unlabelled pixels     distance between the prediction and its affinity-filtered copy, averaged
 #                                        over the unlabelled pixels (region='unlabelled' here). GP/LP keys as the
@@ -41,10 +41,10 @@
 #                                        terms gets TEL's weight, an assumption)
 #   loss grid      not kept              TEL filters the decoder's 1/4-resolution prediction (loss_helper.py
 #                                        TreeEnergyLoss.forward resizes the image to preds' size, deeplabv3plus.py
-#                                        outs[1] = main_pred); AProEncoderDecoder (apro/semantic/models.py) computes
+#                                        outs[1] = main_pred); AProEncoderDecoder (apro/models/segmentor.py) computes
 #                                        GP / LP on the prediction upsampled to the crop (512 x 512), 16x the pixels
 #   GPUs / batch   16 on one process     TEL R_101_D_16.json:14 batch_size 16 in all, on 4 GPUs (train.sh:39 --gpu
-#                                        0 1 2 3); one process here because `apro train-semantic` runs one
+#                                        0 1 2 3); one process here because `apro train` runs one
 #   crop           512 x 512             TEL R_101_D_16.json:17, :64 (input_size, random_crop crop_size)
 #   optimiser      SGD lr 0.001,         TEL R_101_D_16.json:114 base_lr 0.001, :128-137 sgd (momentum 0.9, weight
 #                  momentum 0.9, weight  decay 1e-4, no nesterov)
@@ -68,14 +68,14 @@
 #                                        32-32-64, kept here to match its checkpoint
 #   BN             BN, trained           TEL R_101_D_16.json:97 torchsyncbn; one process here: BN
 #   test           whole image, single   TEL R_101_D_16.json:24-25 ms_test at scales 0.5-2.0: not kept (`apro
-#                  scale, batch 1, mIoU  evaluate-semantic` runs the test loop at one scale)
+#                  scale, batch 1, mIoU  evaluate` runs the test loop at one scale)
 #   tree sigma     not applicable        TEL train.sh:28 SIGMA=0.02 is the tree filter's; GP/LP have their own zetas
 #
-# `apro train-semantic` sets data_root and the label folders (<label-root>/train/<labels>,
+# `apro train` sets data_root and the label folders (<label-root>/train/<labels>,
 # <label-root>/val/full): the workflow passes --data-root data/voc_aug --label-root data/voc_aug/labels.
 _base_ = ['mmseg::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['apro.semantic.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['apro.models.segmentor'], allow_failed_imports=False)
 
 data_root = 'data/voc_aug/'
 labels = 'point'  # training labels: point or scribble (evaluation always uses the dense val masks)
@@ -154,7 +154,7 @@ train_dataloader = dict(
         data_root=data_root,
         # the train_aug images that have a label of this kind (prepare_voc_semantic writes the list)
         ann_file='ImageSets/Segmentation/train_aug_' + labels + '.txt',
-        # seg_map_path: set by apro train-semantic to <label-root>/train/<labels>
+        # seg_map_path: set by apro train to <label-root>/train/<labels>
         data_prefix=dict(img_path='train', seg_map_path='labels/train/' + labels),
         pipeline=train_pipeline))
 test_dataloader = dict(

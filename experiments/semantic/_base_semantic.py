@@ -3,11 +3,11 @@
 # hinting at the class), a small ResNet-18 (widths 16..128) trained from scratch on CPU for
 # 2500 iterations, with point / scribble / dense labels.
 # Variants (files next to this one) set `labels` and `model.apro_loss`.
-# `apro train-semantic` overrides data_root, the label folders (data/semantic/<dataset>/
+# `apro train` overrides data_root, the label folders (data/semantic/<dataset>/
 # <split>/<labels>), the seed, and optionally max_iters.
 _base_ = ['mmseg::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['apro.semantic.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['apro.models.segmentor'], allow_failed_imports=False)
 
 data_root = 'data/synthetic_seg/'
 labels = 'full'  # training labels: full, point or scribble (evaluation always uses full)
@@ -79,7 +79,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        # seg_map_path: set by apro train-semantic to <label-root>/train/<labels>
+        # seg_map_path: set by apro train to <label-root>/train/<labels>
         data_prefix=dict(img_path='train', seg_map_path='labels/train/' + labels),
         pipeline=train_pipeline))
 test_dataloader = dict(

@@ -5,7 +5,7 @@
 #                   lib/datasets/loader/voc2012_loader.py annotation == 'point'), on the train_aug images
 #   not kept        TEL adds background clicks taken from the scribbles (voc2012_loader.py:
 #                   voc_whats_the_point_bg_from_scribbles.json) and draws each click as a 3-px disc
-#                   (stroke_width = 3); the labels here are `python -m apro.semantic.voc convert`'s
+#                   (stroke_width = 3); the labels here are `apro convert-voc-labels`'s
 #                   (experiments/semantic/voc_sources.yaml: the Stanford click JSON only, point_radius 0:
 #                   single pixels), so they hold fewer labelled pixels and no background clicks
 _base_ = ['./_base_paper_voc.py']

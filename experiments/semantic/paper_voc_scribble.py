@@ -4,8 +4,8 @@
 #   follows TEL     ScribbleSup's scribbles (TEL README "voc_scribbles.zip"; voc2012_loader.py
 #                   annotation == 'scribble'), 3 px wide (voc2012_loader.py stroke_width = 3;
 #                   experiments/semantic/voc_sources.yaml scribble_width: 3)
-#   not kept        TEL rasterises with PIL lines with round joints (rasterize_scribbles); `python -m
-#                   apro.semantic.voc convert` stamps a 3x3 square along each segment
+#   not kept        TEL rasterises with PIL lines with round joints (rasterize_scribbles);
+#                   `apro convert-voc-labels` stamps a 3x3 square along each segment
 _base_ = ['./_base_paper_voc.py']
 labels = 'scribble'
 train_dataloader = dict(dataset=dict(ann_file='ImageSets/Segmentation/train_aug_scribble.txt',

@@ -6,13 +6,6 @@
 # External datasets (VOC, COCO) are prepared by hand under data/<name>/; only
 # their validation runs here.
 
-SYNTHETIC_DATASETS = [name for name, ds in REGISTRY.datasets.items() if ds.kind == "synthetic"]
-
-
-def dataset_spec(wildcards):
-    return REGISTRY.datasets[wildcards.dataset]
-
-
 rule make_data:
     """Write a synthetic COCO-format dataset (generated in a hidden folder, renamed into place when complete)."""
     output:
@@ -20,6 +13,7 @@ rule make_data:
     wildcard_constraints:
         dataset="|".join(SYNTHETIC_DATASETS) or "(?!)",
     params:
+        apro=APRO,
         num_train=lambda w: dataset_spec(w).num_train,
         num_val=lambda w: dataset_spec(w).num_val,
         image_size=lambda w: dataset_spec(w).image_size,
@@ -34,8 +28,10 @@ rule make_data:
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
         runtime=resources_of("make_data")["runtime"],
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} make-data {output} --num-train {params.num_train} --num-val {params.num_val}"
+        "{params.apro} make-data --out {output} --num-train {params.num_train} --num-val {params.num_val}"
         " --image-size {params.image_size} --seed {params.seed}{params.hues} --overwrite > {log} 2>&1"
 
 
@@ -49,9 +45,13 @@ rule validate_data:
         apro_layout.log_file("validate_data", "data", "{dataset}"),
     benchmark:
         apro_layout.benchmark_file("validate_data", "data", "{dataset}")
+    params:
+        apro=APRO,
     threads: 1
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
         runtime=resources_of("make_data")["runtime"],
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} validate-data {input} --out {output} > {log} 2>&1"
+        "{params.apro} validate-data --data-root {input} --out {output} > {log} 2>&1"

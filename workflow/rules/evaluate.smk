@@ -1,17 +1,6 @@
 # Stage "evaluate": mask AP / AP50 / AP75 of every trained experiment on the val split.
 
 
-def evaluate_inputs(wildcards):
-    job = registry_job(wildcards)
-    return {
-        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
-        "data": job.data_root,
-        "validated": apro_layout.validated_marker(job.dataset.name),
-        # a trained work dir, or (suite of released checkpoints) the converted checkpoint
-        "trained": job.checkpoint or job.done,
-    }
-
-
 rule evaluate:
     """`apro evaluate CONFIG WORK_DIR|CHECKPOINT --out results/<suite>/<experiment>/metrics.json` (atomically)."""
     input:
@@ -19,6 +8,7 @@ rule evaluate:
     output:
         apro_layout.metrics_file("{suite}", "{experiment}"),
     params:
+        apro=APRO,
         config=lambda w: shown_path(registry_job(w).config),
         checkpoint=lambda w: registry_job(w).checkpoint or registry_job(w).work_dir,
         seed=config["seed"],
@@ -30,6 +20,8 @@ rule evaluate:
     resources:
         mem_mb=resources_of("evaluate")["mem_mb"],
         runtime=resources_of("evaluate")["runtime"],
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} evaluate {params.config} {params.checkpoint} --data-root {input.data} --out {output}"
+        "{params.apro} evaluate {params.config} {params.checkpoint} --data-root {input.data} --out {output}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -7,35 +7,6 @@
 # box+gp+lp job, else the first box-supervised one) once it is trained.
 
 
-def figures_model_job(wildcards):
-    """The job whose checkpoint the instance figures show, or None (affinity figures only)."""
-    jobs = [j for j in (JOBS if wildcards.suite == SUITE else []) if j.checkpoint is None]  # trained ones
-    for job in jobs:
-        if job.experiment.variant == apro_registry.APRO_VARIANT:
-            return job
-    return next((job for job in jobs if job.experiment.supervision == "box"), None)
-
-
-def suite_has_figures(suite):
-    """The figures read COCO instance annotations: every suite's data has them but the semantic VOC layout."""
-    jobs = JOBS if suite == SUITE else REGISTRY.jobs(suite)
-    return jobs[0].dataset.name != VOC_SEMANTIC
-
-
-def figures_inputs(wildcards):
-    jobs = JOBS if wildcards.suite == SUITE else REGISTRY.jobs(wildcards.suite)
-    out = {"data": jobs[0].data_root, "validated": apro_layout.validated_marker(jobs[0].dataset.name)}
-    job = figures_model_job(wildcards)
-    if job is not None:
-        out["done"] = job.done
-    return out
-
-
-def figures_model_args(wildcards):
-    job = figures_model_job(wildcards)
-    return f" --config {shown_path(job.config)} --work-dir {job.work_dir}" if job is not None else ""
-
-
 rule visualize:
     """`apro visualize`: GP / tree-filter / LP / BoxInst affinities of a picked pixel, and per instance the
     prediction beside its GP and LP soft pseudo labels."""
@@ -45,6 +16,7 @@ rule visualize:
         report(directory(apro_layout.figures_dir("{suite}")), patterns=["{name}.png"], category="Affinities",
                caption=str(ROOT / "workflow" / "report" / "affinity.rst")),
     params:
+        apro=APRO,
         model=figures_model_args,
         images=2,
     log:
@@ -55,8 +27,10 @@ rule visualize:
     resources:
         mem_mb=resources_of("report")["mem_mb"],
         runtime=resources_of("report")["runtime"],
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} visualize --data-root {input.data} --out-dir {output} --images {params.images}{params.model}"
+        "{params.apro} visualize --data-root {input.data} --out {output} --images {params.images}{params.model}"
         " > {log} 2>&1"
 
 
@@ -72,7 +46,8 @@ rule html_report:
                caption=str(ROOT / "workflow" / "report" / "index.rst")),
         apro_layout.ablation_table("{suite}"),
     params:
-        registry=shown_path(_registry_path),
+        apro=APRO,
+        registry=shown_path(REGISTRY_FILE),
         out_dir=lambda w: apro_layout.report_dir(w.suite),
     log:
         apro_layout.job_log("{suite}", "html_report"),
@@ -82,6 +57,8 @@ rule html_report:
     resources:
         mem_mb=resources_of("report")["mem_mb"],
         runtime=resources_of("report")["runtime"],
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} html-report --suite {wildcards.suite} --registry {params.registry} --out-dir {params.out_dir}"
+        "{params.apro} html-report --suite {wildcards.suite} --registry {params.registry} --out {params.out_dir}"
         " > {log} 2>&1"

@@ -19,12 +19,16 @@ rule build_ops:
         apro_layout.job_log("ops", "build_ops"),
     benchmark:
         apro_layout.job_benchmark("ops", "build_ops")
+    params:
+        apro=APRO,
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        CONDA_ENV
     shell:
-        "MAX_JOBS={threads} {APRO} build-ops --quiet --marker {output} 2>&1 | tee {log}"
+        "MAX_JOBS={threads} {params.apro} build-ops --quiet --marker {output} 2>&1 | tee {log}"
 
 
 rule benchmark_ops:
@@ -38,9 +42,13 @@ rule benchmark_ops:
         apro_layout.job_log("ops", "benchmark_ops"),
     benchmark:
         apro_layout.job_benchmark("ops", "benchmark_ops")
+    params:
+        apro=APRO,
     threads: workflow.cores
     resources:
         mem_mb=8000,
         runtime=60,
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} bench-ops --out {output} 2>&1 | tee {log}"
+        "{params.apro} bench-ops --out {output} 2>&1 | tee {log}"

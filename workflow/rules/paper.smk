@@ -1,21 +1,12 @@
 # Stage "paper": what the paper suite needs besides the common rules: dataset archives and
 # backbone weights (downloaded and checked), VOC/COCO conversion, multi-GPU training.
 #
-#   downloads/<archive>                 fetch_archive (MD5 of the dataset pages)
-#   data/voc/, data/coco/               prepare_voc (apro.data.voc), prepare_coco (apro.data.coco_download)
-#   weights/<file>                      fetch_weights (apro.weights; sha256)
+#   downloads/<archive>                 fetch_archive: apro fetch (MD5 of the dataset pages)
+#   data/voc/, data/coco/               prepare_voc: apro prepare-voc, prepare_coco: apro prepare-coco
+#   weights/<file>                      fetch_weights: apro fetch (sha256)
 #   results/paper/<exp>/train/done.json train_paper: `apro train` under torchrun, resources.gpus processes
 #
 # An archive that cannot be downloaded fails naming its URL and where to put it by hand.
-import re
-
-from apro import weights as apro_weights  # noqa: E402  (no torch)
-from apro.data import coco_download as apro_downloads  # noqa: E402
-
-
-def pretrained_weights(job):
-    """weights/<file> named by the job's config (its backbone checkpoint); [] for the demo configs."""
-    return apro_weights.weights_in_config(job.config)
 
 
 rule fetch_archive:
@@ -26,12 +17,16 @@ rule fetch_archive:
         archive="|".join(re.escape(a) for a in apro_downloads.ARCHIVES),
     log:
         apro_layout.log_file("fetch", "data", "{archive}"),
+    params:
+        apro=APRO,
     threads: 1
     resources:
         mem_mb=1000,
         runtime=240,
+    conda:
+        CONDA_ENV
     shell:
-        "{PYTHON} -m apro.data.coco_download fetch {wildcards.archive} --out {output} > {log} 2>&1"
+        "{params.apro} fetch {wildcards.archive} --out {output} > {log} 2>&1"
 
 
 rule prepare_voc:
@@ -50,11 +45,14 @@ rule prepare_voc:
         mem_mb=4000,
         runtime=120,
     params:
+        apro=APRO,
         src=apro_layout.download("voc_src"),  # the two archives unpacked (removed afterwards)
+    conda:
+        CONDA_ENV
     shell:
         "(rm -rf {params.src} && mkdir -p {params.src}"
         " && tar -xf {input.voc} -C {params.src} && tar -xzf {input.sbd} -C {params.src}"
-        " && {PYTHON} -m apro.data.voc --voc {params.src}/VOCdevkit/VOC2012"
+        " && {params.apro} prepare-voc --voc {params.src}/VOCdevkit/VOC2012"
         " --sbd {params.src}/benchmark_RELEASE/dataset --out {output}.part"
         " && mv {output}.part {output} && rm -rf {params.src}) > {log} 2>&1"
 
@@ -71,12 +69,17 @@ rule prepare_coco:
         apro_layout.log_file("prepare", "data", "coco"),
     benchmark:
         apro_layout.benchmark_file("prepare", "data", "coco")
+    params:
+        apro=APRO,
+        downloads=lambda w, input: str(Path(input[0]).parent),  # the folder of fetch_archive's files
     threads: 1
     resources:
         mem_mb=8000,
         runtime=240,
+    conda:
+        CONDA_ENV
     shell:
-        "{PYTHON} -m apro.data.coco_download coco --downloads downloads --out {output} > {log} 2>&1"
+        "{params.apro} prepare-coco --downloads {params.downloads} --out {output} > {log} 2>&1"
 
 
 rule fetch_weights:
@@ -87,22 +90,16 @@ rule fetch_weights:
         wfile="|".join(re.escape(w) for w in apro_weights.WEIGHTS),
     log:
         apro_layout.log_file("fetch", "weights", "{wfile}"),
+    params:
+        apro=APRO,
     threads: 1
     resources:
         mem_mb=1000,
         runtime=60,
+    conda:
+        CONDA_ENV
     shell:
-        "{PYTHON} -m apro.weights fetch {wildcards.wfile} --out {output} > {log} 2>&1"
-
-
-def paper_train_inputs(wildcards):
-    job = registry_job(wildcards)
-    return {
-        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
-        "data": job.data_root,
-        "validated": apro_layout.validated_marker(job.dataset.name),
-        "weights": pretrained_weights(job),
-    }
+        "{params.apro} fetch {wildcards.wfile} --out {output} > {log} 2>&1"
 
 
 ruleorder: train_paper > train
@@ -117,6 +114,7 @@ rule train_paper:
     wildcard_constraints:
         suite="paper",
     params:
+        python=PYTHON,
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
         seed=config["seed"],
@@ -131,7 +129,9 @@ rule train_paper:
         gres=lambda w: f"gpu:{registry_job(w).experiment.gpus}",  # what the slurm executor requests
         mem_mb=64000,
         runtime=3 * 24 * 60,
+    conda:
+        CONDA_ENV
     shell:
-        "{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={resources.gpus}"
-        " -m apro.cli train {params.config} --work-dir {params.work_dir} --data-root {input.data}"
+        "{params.python} -m torch.distributed.run --standalone --nproc_per_node={resources.gpus}"
+        " -m apro train {params.config} --work-dir {params.work_dir} --data-root {input.data}"
         " --seed {params.seed} --threads 1 > {log} 2>&1"

@@ -1,21 +1,11 @@
 # Stage "released": the APro release's model-zoo checkpoints (suite `released`), evaluated as published.
 #
-#   weights/released/<file>.pth              fetch_weights (apro.weights: sha256 recorded on first download)
+#   weights/released/<file>.pth              fetch_weights: apro fetch (sha256 recorded on first download)
 #   results/released/<exp>/checkpoint.pth    convert_released: apro convert-checkpoint (strict load)
 #   results/released/<exp>/metrics.json      evaluate (evaluate.smk), on the converted checkpoint
 #
 # Nothing is trained: the jobs of a suite with `checkpoints: released` name a converted checkpoint
 # (registry Job.checkpoint) instead of a work dir.
-
-
-def released_inputs(wildcards):
-    job = registry_job(wildcards)
-    if job.released is None:
-        raise WorkflowError(f"{wildcards.suite}/{wildcards.experiment}: not a suite of released checkpoints")
-    return {
-        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
-        "checkpoint": apro_layout.weights_file(job.released),
-    }
 
 
 rule convert_released:
@@ -25,6 +15,7 @@ rule convert_released:
     output:
         apro_layout.converted_checkpoint("{suite}", "{experiment}"),
     params:
+        apro=APRO,
         config=lambda w: shown_path(registry_job(w).config),
     log:
         apro_layout.log_file("convert", "{suite}", "{experiment}"),
@@ -34,5 +25,7 @@ rule convert_released:
     resources:
         mem_mb=8000,
         runtime=30,
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} convert-checkpoint {params.config} {input.checkpoint} --out {output} > {log} 2>&1"
+        "{params.apro} convert-checkpoint {params.config} {input.checkpoint} --out {output} > {log} 2>&1"

@@ -5,18 +5,6 @@
 #   reports/<suite>/summary.html  the same page in HTML (also in `snakemake --report`)
 
 
-def suite_metrics(wildcards):
-    """metrics.json of every job of the suite (only the selected ones for the configured suite)."""
-    if wildcards.suite == SUITE:
-        jobs = JOBS
-    else:
-        try:
-            jobs = REGISTRY.jobs(wildcards.suite)
-        except apro_registry.RegistryError as exc:
-            raise WorkflowError(str(exc)) from None
-    return [job.metrics for job in jobs]
-
-
 rule report:
     """`apro report --suite SUITE`: reads results/ (and the benchmark files of the jobs), writes reports/<suite>/."""
     input:
@@ -26,7 +14,8 @@ rule report:
         md=apro_layout.report_files("{suite}")["md"],
         html=report(apro_layout.report_files("{suite}")["html"], category="APro results"),
     params:
-        registry=shown_path(_registry_path),
+        apro=APRO,
+        registry=shown_path(REGISTRY_FILE),
         out_dir=lambda w: apro_layout.report_dir(w.suite),
     log:
         apro_layout.job_log("{suite}", "report"),
@@ -36,6 +25,8 @@ rule report:
     resources:
         mem_mb=resources_of("report")["mem_mb"],
         runtime=resources_of("report")["runtime"],
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} report --suite {wildcards.suite} --registry {params.registry} --out-dir {params.out_dir}"
+        "{params.apro} report --suite {wildcards.suite} --registry {params.registry} --out {params.out_dir}"
         " > {log} 2>&1"

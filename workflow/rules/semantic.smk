@@ -1,8 +1,8 @@
 # Semantic segmentation from points and scribbles (DeepLabV3+, mmseg 1.x).
 #
 #   data/semantic/<dataset>/                     apro make-sparse-labels (dense / point / scribble PNGs)
-#   results/<suite>/<experiment>/train/done.json apro train-semantic   (experiments with framework DeepLabV3+)
-#   results/<suite>/<experiment>/metrics.json    apro evaluate-semantic (mIoU, mmseg's IoUMetric)
+#   results/<suite>/<experiment>/train/done.json apro train --label-root ...   (experiments with framework DeepLabV3+)
+#   results/<suite>/<experiment>/metrics.json    apro evaluate --label-root ... (mIoU, mmseg's IoUMetric)
 #
 # The train / evaluate outputs have the same paths as the instance rules'
 # (train.smk, evaluate.smk), so the report rule collects both; the wildcard
@@ -12,50 +12,15 @@
 # Paper setting (Pascal VOC 2012 + SBD): voc_fetch downloads the public
 # ScribbleSup scribbles and point labels listed in experiments/semantic/voc_sources.yaml
 # and checks their sha256; voc_sparse_labels converts them into
-# data/semantic/voc_aug/train/{scribble,point}/<stem>.png (apro.semantic.voc);
+# data/semantic/voc_aug/train/{scribble,point}/<stem>.png (apro convert-voc-labels);
 # prepare_voc_semantic lays out data/voc_aug/ from the VOC 2012 tar and SBD tgz of
 # fetch_archive (paper.smk) plus those labels: JPEGImages/, SegmentationClassAug/,
 # ImageSets/Segmentation/ (train_aug, val, train_aug_{point,scribble}), labels/train/{point,scribble}/,
-# and what `apro train-semantic` reads: --data-root data/voc_aug (train/, val/) and
+# and what `apro train` reads: --data-root data/voc_aug (train/, val/) and
 # --label-root data/voc_aug/labels ({train,val}/full, train/{point,scribble}).
 
 SEMANTIC_FRAMEWORKS = ("DeepLabV3+",)
 SEMANTIC_EXPERIMENTS = [e.name for e in REGISTRY.experiments.values() if e.framework in SEMANTIC_FRAMEWORKS]
-SEMANTIC_SYNTHETIC = [name for name, ds in REGISTRY.datasets.items() if ds.kind == "synthetic"]
-VOC_SEMANTIC = "voc_aug"  # the paper setting's dataset (experiments/registry.yaml), laid out by prepare_voc_semantic
-
-
-def semantic_label_dir(dataset):
-    """--label-root of a dataset: make_sparse_labels' folder, or the labels/ inside data/voc_aug."""
-    if dataset == VOC_SEMANTIC:
-        return f"{apro_layout.data_dir(VOC_SEMANTIC)}/labels"
-    return apro_layout.sparse_labels_dir(dataset)
-
-
-def semantic_inputs(wildcards):
-    job = registry_job(wildcards)
-    inputs = {
-        "config": [shown_path(p) for p in apro_registry.config_files(job.config)],
-        "data": job.data_root,
-        "weights": pretrained_weights(job),  # paper.smk: the weights/<file> the config names ([] for the demo)
-    }
-    if job.dataset.name != VOC_SEMANTIC:
-        # data/voc_aug is checked by prepare_voc_semantic and holds its labels (no COCO json to validate)
-        inputs["validated"] = apro_layout.validated_marker(job.dataset.name)
-        inputs["labels"] = semantic_label_dir(job.dataset.name)
-    return inputs
-
-
-def semantic_resources(stage):
-    """mem_mb, runtime, gpus, gres: the config's for the demo; one GPU (one process) for the paper setting."""
-    paper = {"train": {"mem_mb": 16000, "runtime": 3 * 24 * 60, "gpus": 1, "gres": "gpu:1"},
-             "evaluate": {"mem_mb": 8000, "runtime": 120, "gpus": 1, "gres": "gpu:1"}}[stage]
-    demo = dict(resources_of(stage), gpus=0, gres="")
-
-    def get(key):
-        return lambda w: (paper if registry_job(w).dataset.name == VOC_SEMANTIC else demo)[key]
-
-    return {key: get(key) for key in ("mem_mb", "runtime", "gpus", "gres")}
 
 
 rule make_sparse_labels:
@@ -66,8 +31,9 @@ rule make_sparse_labels:
     output:
         directory(apro_layout.sparse_labels_dir("{dataset}")),
     wildcard_constraints:
-        dataset="|".join(SEMANTIC_SYNTHETIC) or "(?!)",
+        dataset="|".join(SYNTHETIC_DATASETS) or "(?!)",
     params:
+        apro=APRO,
         seed=lambda w: REGISTRY.datasets[w.dataset].seed,
     log:
         apro_layout.log_file("make_sparse_labels", "data", "{dataset}"),
@@ -77,12 +43,14 @@ rule make_sparse_labels:
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
         runtime=resources_of("make_data")["runtime"],
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} make-sparse-labels {input.data} --out {output} --seed {params.seed} --overwrite > {log} 2>&1"
+        "{params.apro} make-sparse-labels --data-root {input.data} --out {output} --seed {params.seed} --overwrite > {log} 2>&1"
 
 
 rule train_semantic:
-    """`apro train-semantic CONFIG --work-dir ... --label-root data/semantic/<dataset>` (resumes like `apro train`)."""
+    """`apro train CONFIG --work-dir ... --label-root data/semantic/<dataset>` with an mmseg config (resumes alike)."""
     input:
         unpack(semantic_inputs),
     output:
@@ -90,10 +58,11 @@ rule train_semantic:
     wildcard_constraints:
         experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
     params:
+        apro=APRO,
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
-        labels=lambda w: semantic_label_dir(registry_job(w).dataset.name),
-        max_iters=lambda w: f" --max-iters {registry_job(w).max_iters}" if registry_job(w).max_iters else "",
+        labels=lambda w: registry_job(w).dataset.label_root,
+        max_iters=max_iters_arg,
         seed=config["seed"],
     log:
         apro_layout.log_file("train", "{suite}", "{experiment}"),
@@ -102,13 +71,15 @@ rule train_semantic:
     threads: config["train_threads"]
     resources:
         **semantic_resources("train"),
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} train-semantic {params.config} --work-dir {params.work_dir} --data-root {input.data}"
+        "{params.apro} train {params.config} --work-dir {params.work_dir} --data-root {input.data}"
         " --label-root {params.labels} --seed {params.seed} --threads {threads}{params.max_iters} > {log} 2>&1"
 
 
 rule evaluate_semantic:
-    """`apro evaluate-semantic CONFIG WORK_DIR --out metrics.json`: mIoU on the dense val labels."""
+    """`apro evaluate CONFIG WORK_DIR --label-root ... --out metrics.json`: mIoU on the dense val labels."""
     input:
         unpack(semantic_inputs),
         done=apro_layout.done_file("{suite}", "{experiment}"),
@@ -117,9 +88,10 @@ rule evaluate_semantic:
     wildcard_constraints:
         experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
     params:
+        apro=APRO,
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
-        labels=lambda w: semantic_label_dir(registry_job(w).dataset.name),
+        labels=lambda w: registry_job(w).dataset.label_root,
         seed=config["seed"],
     log:
         apro_layout.log_file("evaluate", "{suite}", "{experiment}"),
@@ -128,8 +100,10 @@ rule evaluate_semantic:
     threads: config["eval_threads"]
     resources:
         **semantic_resources("evaluate"),
+    conda:
+        CONDA_ENV
     shell:
-        "{APRO} evaluate-semantic {params.config} {params.work_dir} --data-root {input.data}"
+        "{params.apro} evaluate {params.config} {params.work_dir} --data-root {input.data}"
         " --label-root {params.labels} --out {output} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
@@ -138,7 +112,7 @@ ruleorder: evaluate_semantic > evaluate
 
 
 # ---------------------------------------------------------------- paper setting: VOC 2012
-VOC_SOURCES = str(ROOT / "experiments" / "semantic" / "voc_sources.yaml")
+VOC_SOURCES = str(apro_voc.SOURCES_FILE)
 
 
 rule voc_fetch:
@@ -151,12 +125,16 @@ rule voc_fetch:
         source="scribblesup|points",
     log:
         apro_layout.job_log("data", "voc_fetch.{source}"),
+    params:
+        apro=APRO,
     threads: 1
     resources:
         mem_mb=500,
         runtime=60,
+    conda:
+        CONDA_ENV
     shell:
-        "{PYTHON} -m apro.semantic.voc fetch {wildcards.source} --sources {input} --out {output} > {log} 2>&1"
+        "{params.apro} fetch {wildcards.source} --sources {input} --out {output} > {log} 2>&1"
 
 
 rule voc_sparse_labels:
@@ -169,17 +147,21 @@ rule voc_sparse_labels:
         directory(f"{apro_layout.sparse_labels_dir(VOC_SEMANTIC)}/train"),
     log:
         apro_layout.job_log("data", "voc_sparse_labels"),
+    params:
+        apro=APRO,
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        CONDA_ENV
     shell:
-        "{PYTHON} -m apro.semantic.voc convert --scribblesup {input.scribblesup} --points {input.points}"
+        "{params.apro} convert-voc-labels --scribblesup {input.scribblesup} --points {input.points}"
         " --sources {input.sources} --out {output} > {log} 2>&1"
 
 
 rule prepare_voc_semantic:
-    """VOC 2012 tar + SBD tgz + the sparse labels -> data/voc_aug/ (apro.semantic.voc layout; 10,582 / 1,449 images)."""
+    """VOC 2012 tar + SBD tgz + the sparse labels -> data/voc_aug/ (apro prepare-voc-semantic; 10,582 / 1,449 images)."""
     input:
         voc=apro_layout.download("VOCtrainval_11-May-2012.tar"),
         sbd=apro_layout.download("benchmark.tgz"),
@@ -190,10 +172,14 @@ rule prepare_voc_semantic:
         apro_layout.log_file("prepare", "data", VOC_SEMANTIC),
     benchmark:
         apro_layout.benchmark_file("prepare", "data", VOC_SEMANTIC)
+    params:
+        apro=APRO,
     threads: 1
     resources:
         mem_mb=4000,
         runtime=180,
+    conda:
+        CONDA_ENV
     shell:
-        "{PYTHON} -m apro.semantic.voc layout --voc-tar {input.voc} --sbd-tgz {input.sbd} --sparse {input.sparse}"
+        "{params.apro} prepare-voc-semantic --voc-tar {input.voc} --sbd-tgz {input.sbd} --sparse {input.sparse}"
         " --out {output} > {log} 2>&1"

@@ -1,0 +1,131 @@
+"""apro html-report: sections, relative links that exist, reuse of results, and a headless-Chromium render."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from apro import registry as reg
+from apro import report
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+def _png(path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.imshow([[0, 1], [1, 0]], cmap="viridis")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@pytest.fixture
+def run_root(tmp_path):
+    """A results tree with a few metrics, a benchmark file, an ops table and one figure."""
+    def metrics(suite, name, ap):
+        p = tmp_path / reg.metrics_file(suite, name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"AP": ap, "AP50": ap + 10, "AP75": ap - 1, "seed": 0, "wall_s": 3.0}))
+    metrics("smoke", "box", 1.25)
+    metrics("smoke", "box_gp_lp", 3.5)
+    metrics("smoke_ablation", "ablation_tree", 2.75)
+    for name, miou in (("sem_point", 30.25), ("sem_point_gp_lp", 34.5), ("sem_full", 50.0)):  # semantic rows
+        p = tmp_path / reg.metrics_file("smoke", name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"mIoU": miou, "aAcc": 90.0, "seed": 0, "wall_s": 3.0}))
+    bench = tmp_path / reg.benchmark_file("train", "smoke", "box")
+    bench.parent.mkdir(parents=True, exist_ok=True)
+    bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n12.5\t0:00:12\t321.0\t11.0\n")
+    ops = tmp_path / "reports" / "benchmarks" / "ops.csv"
+    ops.parent.mkdir(parents=True)
+    ops.write_text("measure,ours,baseline\nGP time,0.05,0.07\n")
+    figs = tmp_path / "reports" / "smoke" / "figures"
+    _png(figs / "affinity_1.png")
+    (figs / "figures.json").write_text(json.dumps({"figures": [
+        {"file": "affinity_1.png", "kind": "affinity", "image_id": 1, "caption": "GP affinity test caption"},
+        {"file": "missing.png", "kind": "affinity", "image_id": 2, "caption": "never shown"}]}))
+    return tmp_path
+
+
+def test_report_sections_values_and_links(run_root):
+    written = report.write_html_report("smoke", results_root=run_root)
+    path = written.paths["html"]
+    assert path == run_root / "reports" / "smoke" / "index.html" and written.done == 5
+    text = path.read_text()
+    for section in ("results", "ablation", "affinity", "benchmark", "provenance"):
+        assert f'id="{section}"' in text, section
+    assert "<td>1.2</td>" in text or "<td>1.3</td>" in text  # box's AP, one decimal
+    assert "+2.2 mask AP" in text or "+2.3 mask AP" in text  # 3.5 - 1.25
+    assert "GP affinity test caption" in text and "never shown" not in text
+    assert "<th>mIoU</th>" in text and "<td>34.5</td>" in text  # semantic rows: mIoU column
+    assert "point labels: <code>point+gp+lp</code> (sem_point_gp_lp) minus" in text
+    assert "= <b>+4.2 mIoU</b>" in text or "= <b>+4.3 mIoU</b>" in text
+    assert "dense labels (sem_full): 50.0" in text
+    # the results table is the summary's: supervision column, status in bold where not done
+    assert "<th>supervision</th>" in text and "<td><b>not run</b></td>" in text
+    assert "<td>GP time</td>" in text and "<td>321</td>" in text  # ops table; max RSS of the benchmark
+    assert re.search(r"<td>mmdet</td><td>3\.\d", text)
+    assert "experiments/demo/box.py" in text  # config hashes
+    # the smoke suite reuses the smoke_ablation results (same overrides), never the demo's
+    csv = (path.parent / "ablation.csv").read_text()
+    assert "ablation_tree,2.75,results/smoke_ablation/ablation_tree" in csv
+    assert "box_gp_lp,3.50,results/smoke/box_gp_lp" in csv
+    # every local link and image exists, relative to the report
+    links = re.findall(r'(?:src|href)="([^"#]+)"', text)
+    assert any(l.startswith("figures/") for l in links) and any(l.startswith("ablation_") for l in links)
+    for link in links:
+        assert not link.startswith(("/", "http")), link
+        assert (path.parent / link).is_file(), link
+
+
+def test_report_without_any_result_says_what_is_missing(tmp_path):
+    path = report.write_html_report("ablation", reg.load_registry(), tmp_path).paths["html"]
+    text = path.read_text()
+    assert "0 of" in text and "No affinity figures yet" in text and "No ops benchmark" in text
+    assert not list(path.parent.glob("ablation_*.png"))
+
+
+def test_bad_ablation_spec_names_the_file(tmp_path, monkeypatch):
+    bad = tmp_path / "ablation.yaml"
+    bad.write_text("groups: [{name: x}]\n")
+    with pytest.raises(report.ReportError, match=r"ablation.yaml: expected groups"):
+        report.load_ablation_spec(bad)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium; .ci/run does)")
+def test_report_renders_in_headless_chromium(run_root, tmp_path):
+    path = report.write_html_report("smoke", reg.load_registry(), run_root).paths["html"]
+    # a probe page loads the report in an iframe and writes what the browser shows into its own DOM
+    probe = path.parent / "probe.html"
+    probe.write_text(
+        '<!DOCTYPE html><html><body><iframe id="f" src="index.html" width="1200" height="800"></iframe>'
+        '<pre id="out">pending</pre><script>'
+        'document.getElementById("f").onload = function () {'
+        ' var d = this.contentDocument; var imgs = Array.from(d.images);'
+        ' var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;'
+        ' document.getElementById("out").textContent = JSON.stringify({tables: d.querySelectorAll("table").length,'
+        '  rows: d.querySelectorAll("tbody tr").length, images: imgs.length, loaded: ok,'
+        '  h2: Array.from(d.querySelectorAll("h2")).map(function (h) { return h.textContent; })});'
+        '};</script></body></html>')
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+           "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="out">(.*?)</pre>', proc.stdout, re.S)
+    assert m and m.group(1) != "pending", proc.stdout[-2000:] + proc.stderr[-2000:]
+    seen = json.loads(m.group(1).replace("&quot;", '"'))
+    assert seen["h2"] == ["Results", "Ablation", "Affinities", "Ops benchmark", "Provenance"]
+    assert seen["tables"] >= 8 and seen["rows"] > 10
+    assert seen["images"] >= 2 and seen["loaded"] == seen["images"], seen
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1200,2400", path.as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10000

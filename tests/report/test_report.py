@@ -1,0 +1,189 @@
+"""apro report: tables and summary pages from whatever results exist."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from apro import registry as reg, report
+from apro.errors import InputError
+
+REQUIRED_COLUMNS = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "AP", "AP50", "AP75"]
+BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def _metrics(root: Path, suite: str, name: str, ap: float, ap50: float, ap75: float) -> None:
+    path = root / reg.metrics_file(suite, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"AP": ap, "AP50": ap50, "AP75": ap75, "seed": 0, "wall_s": 3.0}))
+
+
+def _bench(root: Path, stage: str, group: str, name: str, seconds: float, rss: float = 512.0) -> None:
+    path = root / reg.benchmark_file(stage, group, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BENCH_HEADER + f"{seconds}\t0:00:{int(seconds):02d}\t{rss}\t900\t500\t505\t1\t2\t80\t{seconds * 0.9}\n")
+
+
+def _rows(path: Path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def results(tmp_path):
+    """Results of three demo experiments (box_lp and box_gp not run) and their benchmark files."""
+    _metrics(tmp_path, "demo", "box", 20.0, 45.5, 17.25)
+    _metrics(tmp_path, "demo", "box_gp_lp", 23.5, 47.0, 22.0)
+    _metrics(tmp_path, "demo", "mask", 30.0, 55.0, 31.0)
+    _bench(tmp_path, "make_data", "data", "synthetic", 12.0)
+    _bench(tmp_path, "make_sparse_labels", "data", "synthetic_seg", 7.0)
+    for name, s in (("box", 250.0), ("box_gp_lp", 400.0), ("mask", 240.0)):
+        _bench(tmp_path, "train", "demo", name, s, rss=1500.0)
+        _bench(tmp_path, "evaluate", "demo", name, 20.0)
+    return tmp_path
+
+
+def test_report_tables_gain_and_wall_times(results):
+    paths = report.write_report(reg.load_registry(), "demo", results)
+    assert paths["csv"] == results / "reports" / "demo" / "results.csv"
+    rows = _rows(paths["csv"])
+    assert list(rows[0])[:len(REQUIRED_COLUMNS)] == REQUIRED_COLUMNS
+    by_name = {r["experiment"]: r for r in rows}
+    assert list(by_name)[:6] == ["stage1", "box", "box_lp", "box_gp", "box_gp_lp", "mask"]
+    assert by_name["box"]["AP"] == "20.0" and by_name["box"]["AP75"] == "17.25" and by_name["box"]["status"] == "done"
+    assert by_name["box_lp"]["AP"] == "" and by_name["box_lp"]["status"] == "not run"
+    assert by_name["box_gp_lp"]["variant"] == "box+gp+lp" and by_name["mask"]["supervision"] == "mask"
+    assert by_name["box"]["dataset"] == "synthetic" and by_name["box"]["framework"] == "SOLOv2"
+
+    md = paths["md"].read_text()
+    assert "**+3.5 mask AP** (20.0 -> 23.5)" in md and "AP50 +1.5, AP75 +4.8" in md
+    assert "fully supervised upper bound (mask): 30.0 mask AP" in md
+    assert "| box_lp |" in md and "**not run**" in md
+    assert "| train box_gp_lp | 0:06:40 | 1500 |" in md  # from the benchmark file
+    assert "| make_data synthetic | 12.0 s |" in md
+    assert "| make_sparse_labels synthetic_seg | 7.0 s |" in md  # the semantic labels' step
+    html = paths["html"].read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<b>+3.5 mask AP</b>" in html and "<table>" in html
+    leftovers = [p for p in paths["csv"].parent.iterdir() if p.name.startswith(".")]
+    assert not leftovers, leftovers
+
+
+def test_report_with_no_results_lists_everything_as_not_run(tmp_path):
+    paths = report.write_report(reg.load_registry(), "demo", tmp_path)
+    rows = _rows(paths["csv"])
+    wanted = [e.name for e in reg.load_registry().experiments_in("demo")]
+    assert [r["experiment"] for r in rows] == wanted and {r["status"] for r in rows} == {"not run"}
+    md = paths["md"].read_text()
+    assert "not available yet (box, box_gp_lp not run)" in md
+    assert "point labels: not available yet (sem_point, sem_point_gp_lp not run)" in md
+    assert "No job has run yet" in md
+
+
+def test_report_of_the_paper_suite_shows_the_paper_numbers(tmp_path):
+    paths = report.write_report(reg.load_registry(), "paper", tmp_path)
+    rows = {r["experiment"]: r for r in _rows(paths["csv"])}
+    assert len(rows) == len(reg.load_registry().experiments_in("paper"))
+    assert (rows["solov2_r50_voc"]["paper_AP"], rows["solov2_r50_voc"]["paper_AP50"],
+            rows["solov2_r50_voc"]["paper_AP75"]) == ("38.4", "65.4", "39.8")
+    assert rows["mask2former_swinl_coco"]["paper_AP"] == "41.0"
+    assert all(r["AP"] == "" for r in rows.values())
+    assert all(r["status"] == ("not run" if r["config"] else "not runnable (no config yet)") for r in rows.values())
+    assert "Not available: suite paper has no pair" in paths["md"].read_text()
+
+
+def test_unreadable_metrics_do_not_break_the_report(results):
+    (results / reg.metrics_file("demo", "box")).write_text("{\"AP\": 1")
+    paths = report.write_report(reg.load_registry(), "demo", results)
+    box = {r["experiment"]: r for r in _rows(paths["csv"])}["box"]
+    assert box["status"] == "unreadable metrics" and box["AP"] == ""
+    assert "metrics.json" in paths["md"].read_text()
+
+
+def test_wall_time_falls_back_to_the_recorded_one_without_benchmarks(tmp_path):
+    _metrics(tmp_path, "smoke", "box", 0.0, 0.0, 0.0)
+    done = tmp_path / reg.done_file("smoke", "box")
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"checkpoint": "x.pth", "wall_s": 7.5}))
+    paths = report.write_report(reg.load_registry(), "smoke", tmp_path, out_dir=tmp_path / "out")
+    md = paths["md"].read_text()
+    assert "| train box | 7.5 s |  |  | done.json |" in md
+    assert "| evaluate box | 3.0 s |  |  | metrics.json |" in md
+    assert paths["csv"].parent == tmp_path / "out"
+
+
+def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "results.csv"
+    target.write_text("old\n")
+
+    def boom(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_text_atomic(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+
+
+def test_write_summary_for_the_cli(results, monkeypatch):
+    """What `apro report` calls: defaults relative to the current folder, one line to print, InputErrors."""
+    monkeypatch.chdir(results)
+    written = report.write_summary("demo")
+    total = len(reg.load_registry().experiments_in("demo"))
+    assert written.done == 3 and written.total == total
+    assert f"suite demo: 3/{total} experiments with results -> reports/demo/results.csv" in str(written)
+    assert written.paths["md"] == Path("reports/demo/summary.md") and written.paths["md"].is_file()
+    with pytest.raises(report.ReportError, match="--suite nope: unknown suite 'nope'") as err:
+        report.write_summary("nope")
+    assert isinstance(err.value, InputError)
+    with pytest.raises(report.ReportError, match="missing.yaml: registry file not found"):
+        report.write_summary("demo", registry_path=results / "missing.yaml")
+    with pytest.raises(report.ReportError, match="--results-root .*nowhere: expected an existing folder"):
+        report.write_summary("demo", results_root=results / "nowhere")
+    (results / "afile").write_text("")
+    with pytest.raises(report.ReportError, match="afile: expected a folder"):
+        report.write_summary("demo", out_dir=results / "afile")
+
+
+def test_paper_table_gives_reproduced_minus_paper_and_a_status_per_entry(tmp_path):
+    registry = reg.load_registry()
+    paper = registry.experiment("solov2_r50_voc").paper  # 38.4 / 65.4 / 39.8 in the original README
+    _metrics(tmp_path, "paper", "solov2_r50_voc", 37.0, 66.0, 39.8)
+    log = tmp_path / reg.log_file("train", "paper", "mask2former_r50_voc")  # a training that stopped
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("Traceback ...\n")
+    paths = report.write_report(registry, "paper", tmp_path)
+    rows = {r["experiment"]: r for r in _rows(paths["csv"])}
+    done = rows["solov2_r50_voc"]
+    assert done["status"] == "done"
+    assert [float(done[f"diff_{m}"]) for m in ("AP", "AP50", "AP75")] == pytest.approx(
+        [37.0 - paper["AP"], 66.0 - paper["AP50"], 39.8 - paper["AP75"]])
+    assert rows["mask2former_r50_voc"]["status"] == "failed" and rows["mask2former_r50_voc"]["diff_AP"] == ""
+    assert rows["solov2_r101_voc"]["status"] == "not run"
+    assert "AP - paper" in paths["md"].read_text() and "| -1.4 |" in paths["md"].read_text()
+
+
+def test_summary_and_index_share_one_results_table(results):
+    registry = reg.load_registry()
+    summary = report.write_report(registry, "demo", results)["html"].read_text()
+    index = report.write_html_report("demo", registry, results).paths["html"].read_text()
+    table = re.search(r"<table>.*?</table>", summary).group(0)
+    assert "<th>AP</th>" in table and table in index
+    gain = re.search(r"<p>SOLOv2 [^\n]*mask AP</b>[^\n]*</p>|<li>SOLOv2 [^\n]*?mask AP</b>.*?</li>", summary).group(0)
+    assert gain in index
+
+
+def test_render_escapes_text_and_keeps_inline_markup():
+    from apro.report_render import Page, Section, Table, Text, html, markdown
+
+    page = Page("a <b>", [Text("intro"), Section("S", [Text("**x** `<y>` [l](f.csv) & z"),
+                                                       Table(["h|"], [["1|2"]])], anchor="s")])
+    out = html(page)
+    assert "<h1>a &lt;b&gt;</h1>" in out and '<nav><a href="#s">S</a></nav>\n<h2 id="s">S</h2>' in out
+    assert '<p><b>x</b> <code>&lt;y&gt;</code> <a href="f.csv">l</a> &amp; z</p>' in out
+    md = markdown(page)
+    assert md.startswith("# a <b>\n\nintro\n\n## S\n\n**x** `<y>` [l](f.csv) & z\n") and "| 1\\|2 |" in md
