@@ -1,11 +1,12 @@
 """APro's pairwise ops: grid minimum spanning tree, global (GP) and local (LP)
-affinity propagation.
+affinity propagation, and the tree filter of the tree energy loss (TEL, a
+baseline).
 
 The work is done by compiled torch custom ops (``torch.ops.apro.*``, built from
 ``csrc/``); these wrappers check arguments, accept the shapes and dtypes people
 pass in practice, and return constant targets: nothing here carries gradient.
-All ops compute in float32 (GP accumulates in float64) and return the input
-dtype.
+All ops compute in float32 (GP and the tree filter accumulate in float64) and
+return the input dtype.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from apro import _C  # noqa: F401  (loads the library that registers torch.ops.apro)
 from apro.defaults import LP_DEFAULTS
 
-__all__ = ["minimum_spanning_tree", "global_propagate", "local_propagate"]
+__all__ = ["minimum_spanning_tree", "global_propagate", "tree_filter", "local_propagate"]
 
 
 def _float_input(tensor: torch.Tensor, name: str, dims: tuple[int, ...], integers: bool = False) -> torch.Tensor:
@@ -166,6 +167,11 @@ def global_propagate(
     Returns:
         A tensor of ``values``' shape and dtype, without gradient.
     """
+    return _tree_op(torch.ops.apro.global_propagate.default, values, guide, tree, zeta, image_index)
+
+
+def _tree_op(op, values, guide, tree, zeta, image_index):
+    """Checks the arguments shared by the tree ops (GP, tree filter) and runs ``op``."""
     device = _same_device(values=values, guide=guide, tree=tree)
     shape, dtype = values.shape, values.dtype
     maps = _value_maps(values)
@@ -179,8 +185,36 @@ def global_propagate(
     if not zeta > 0:
         raise ValueError(f"zeta must be > 0, got {zeta}")
     index = _image_index(image_index, maps.shape[0], tree.shape[0], device)
-    out = _run(torch.ops.apro.global_propagate.default, device, maps, guide, tree, index, float(zeta))
+    out = _run(op, device, maps, guide, tree, index, float(zeta))
     return out.reshape(shape).to(dtype)
+
+
+@torch.no_grad()
+def tree_filter(
+    values: torch.Tensor,
+    guide: Optional[torch.Tensor],
+    tree: torch.Tensor,
+    zeta: float,
+    image_index: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Normalised tree filter of the tree energy loss (exact, O(N) per weight set).
+
+    ``y_i = sum_j T_ij x_j / sum_j T_ij`` over all pixels, with
+    ``T_ij = prod_{e on tree path(i, j)} exp(-w_e / zeta**2) = exp(-sum_e w_e / zeta**2)``
+    and ``T_ii = 1`` (GP takes the max edge weight of the path instead of the
+    sum). Two sweeps over the tree rooted at pixel 0, leaves to root then root
+    to leaves, accumulated in float64.
+
+    Arguments as :func:`global_propagate`: ``values`` ``(K, [C,] H, W)``;
+    ``guide`` ``(B, Cg, H, W)`` giving ``w_e = sum_c (guide[c, u] - guide[c, v])**2``,
+    or ``None`` for the self-guided pass (each value map, all its channels,
+    weights its image's tree); ``tree`` ``(B, H*W - 1, 2)``; ``image_index`` ``(K,)``
+    or ``None`` (K == B).
+
+    Returns:
+        A tensor of ``values``' shape and dtype, without gradient.
+    """
+    return _tree_op(torch.ops.apro.tree_filter.default, values, guide, tree, zeta, image_index)
 
 
 @torch.no_grad()

@@ -1,18 +1,28 @@
 """Reference formulations kept for checking and benchmarking the ops.
 
-These are deliberately the straightforward versions: ``local_propagate_unfold``
-is the original APro code's LP (dense ``unfold`` of an image repeated per
-instance), which the benchmark compares against and the tests use as a second
-reference next to a plain loop written from the definition.
+These are deliberately the straightforward versions, which the ops benchmark
+(``benchmarks/ops.py``) times the compiled ops against and the tests use as a
+second reference next to brute force written from the definitions
+(``tests/reference.py``):
+
+* ``local_propagate_unfold``: the original APro code's LP (dense ``unfold`` of
+  an image repeated per instance);
+* ``tree_filter_numpy``: the numpy two-sweep tree filter of the tree energy
+  loss that :func:`apro.losses.baselines.tree_filter` ran before the compiled
+  :func:`apro.ops.tree_filter`.
 """
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from apro.defaults import LP_DEFAULTS
+from apro.losses.baselines import tree_edge_weights, tree_order
+
+__all__ = ["local_propagate_unfold", "tree_filter_numpy"]
 
 
 @torch.no_grad()
@@ -48,3 +58,57 @@ def local_propagate_unfold(
         if mask is not None:
             values = values * mask
     return values
+
+
+def _filter_one_tree(values: np.ndarray, edge_aff: np.ndarray, order, parent, parent_edge) -> np.ndarray:
+    """sum_j T_ij x_j for x of shape (M, N) (M maps on one tree), edge_aff (M, N-1) or (N-1,)."""
+    a = np.ones((values.shape[0], values.shape[1]))
+    for v in order[1:]:
+        a[:, v] = edge_aff[..., parent_edge[v]]
+    up = values.copy()
+    for v in order[:0:-1]:  # leaves to root: the sums of each subtree, seen from its root
+        up[:, parent[v]] += a[:, v] * up[:, v]
+    out = up.copy()
+    for v in order[1:]:  # root to leaves: add what lies outside the subtree, through the parent
+        out[:, v] = up[:, v] + a[:, v] * (out[:, parent[v]] - a[:, v] * up[:, v])
+    return out
+
+
+@torch.no_grad()
+def tree_filter_numpy(values: torch.Tensor, guide: Optional[torch.Tensor], tree: torch.Tensor, zeta: float,
+                      image_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Normalised tree filter in float64 numpy: ``y_i = sum_j T_ij x_j / sum_j T_ij``,
+    ``T_ij = exp(-sum_{path} w_e / zeta^2)``.
+
+    Same arguments as :func:`apro.ops.tree_filter`: ``values`` ``(K, C, H, W)``,
+    ``guide`` ``(B, Cg, H, W)`` (edge weights from its colours) or None (each map
+    weights the tree itself), ``tree`` ``(B, H*W-1, 2)``, ``image_index`` ``(K,)``.
+    """
+    if values.dim() != 4:
+        raise ValueError(f"values must be a (K, C, H, W) tensor, got {tuple(values.shape)}")
+    if not zeta > 0:
+        raise ValueError(f"zeta must be > 0, got {zeta}")
+    K, C, H, W = values.shape
+    n = H * W
+    if tree.dim() != 3 or tree.shape[1:] != (n - 1, 2):
+        raise ValueError(f"tree must be (B, {n - 1}, 2) for {H}x{W} values, got {tuple(tree.shape)}")
+    index = torch.arange(K) if image_index is None else image_index.detach().cpu().long()
+    x = values.detach().double().cpu().numpy().reshape(K, C, n)
+    out = np.empty_like(x)
+    trees = tree.detach().cpu().numpy()
+    if guide is not None:
+        w_img = tree_edge_weights(guide.detach().cpu(), tree.detach().cpu()).double().numpy()
+    for b in sorted(set(index.tolist())):
+        ks = (index == b).nonzero().flatten().numpy()
+        order, parent, parent_edge = tree_order(trees[b], n)
+        if guide is not None:
+            aff = np.exp(-w_img[b] / float(zeta) ** 2)
+        else:
+            u, v = trees[b][:, 0], trees[b][:, 1]
+            w = ((x[ks][:, :, u] - x[ks][:, :, v]) ** 2).sum(axis=1)  # (M, N-1), per map
+            aff = np.repeat(np.exp(-w / float(zeta) ** 2), C, axis=0)
+        maps = x[ks].reshape(len(ks) * C, n)
+        num = _filter_one_tree(maps, aff, order, parent, parent_edge)
+        den = _filter_one_tree(np.ones_like(maps), aff, order, parent, parent_edge)
+        out[ks] = (num / den).reshape(len(ks), C, n)
+    return torch.from_numpy(out.reshape(K, C, H, W)).to(values.dtype).to(values.device)

@@ -8,6 +8,7 @@ TORCH_LIBRARY(apro, m) {
   m.def("minimum_spanning_tree_from_weights(Tensor weights, int height, int width) -> Tensor");
   m.def(
       "global_propagate(Tensor values, Tensor? guide, Tensor tree, Tensor image_index, float zeta) -> Tensor");
+  m.def("tree_filter(Tensor values, Tensor? guide, Tensor tree, Tensor image_index, float zeta) -> Tensor");
   m.def(
       "local_propagate(Tensor image, Tensor values, Tensor? mask, Tensor image_index, int kernel_size, "
       "float zeta, int iterations) -> Tensor");

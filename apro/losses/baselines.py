@@ -24,7 +24,7 @@ same box targets, same guide image, same ``(K, 1, H, W)`` conventions as
   from the previous output; the loss is the masked L1 of
   :func:`apro.losses.box.masked_l1_loss`. The filter is computed exactly
   in O(N) per map with the two sweeps (leaves to root, root to leaves) of the
-  tree filter.
+  tree filter, by the compiled op :func:`apro.ops.tree_filter`.
 """
 from __future__ import annotations
 
@@ -161,20 +161,6 @@ def tree_order(edges: np.ndarray, n: int, root: int = 0) -> Tuple[np.ndarray, np
     return np.asarray(order), parent, parent_edge
 
 
-def _filter_one_tree(values: np.ndarray, edge_aff: np.ndarray, order, parent, parent_edge) -> np.ndarray:
-    """sum_j T_ij x_j for x of shape (M, N) (M maps on one tree), edge_aff (M, N-1) or (N-1,)."""
-    a = np.ones((values.shape[0], values.shape[1]))
-    for v in order[1:]:
-        a[:, v] = edge_aff[..., parent_edge[v]]
-    up = values.copy()
-    for v in order[:0:-1]:  # leaves to root: the sums of each subtree, seen from its root
-        up[:, parent[v]] += a[:, v] * up[:, v]
-    out = up.copy()
-    for v in order[1:]:  # root to leaves: add what lies outside the subtree, through the parent
-        out[:, v] = up[:, v] + a[:, v] * (out[:, parent[v]] - a[:, v] * up[:, v])
-    return out
-
-
 @torch.no_grad()
 def tree_filter(values: Tensor, guide: Optional[Tensor], tree: Tensor, zeta: float,
                 image_index: Optional[Tensor] = None) -> Tensor:
@@ -183,35 +169,14 @@ def tree_filter(values: Tensor, guide: Optional[Tensor], tree: Tensor, zeta: flo
     Same arguments as :func:`apro.ops.global_propagate`: ``values`` ``(K, C, H, W)``,
     ``guide`` ``(B, Cg, H, W)`` (edge weights from its colours) or None (each map
     weights the tree itself), ``tree`` ``(B, H*W-1, 2)``, ``image_index`` ``(K,)``.
+    Runs the compiled op :func:`apro.ops.tree_filter`; the numpy version it
+    replaced is :func:`apro.reference.tree_filter_numpy`.
     """
+    from apro.ops import tree_filter as compiled_tree_filter
+
     if values.dim() != 4:
         raise ValueError(f"values must be a (K, C, H, W) tensor, got {tuple(values.shape)}")
-    if not zeta > 0:
-        raise ValueError(f"zeta must be > 0, got {zeta}")
-    K, C, H, W = values.shape
-    n = H * W
-    if tree.dim() != 3 or tree.shape[1:] != (n - 1, 2):
-        raise ValueError(f"tree must be (B, {n - 1}, 2) for {H}x{W} values, got {tuple(tree.shape)}")
-    index = torch.arange(K) if image_index is None else image_index.detach().cpu().long()
-    x = values.detach().double().cpu().numpy().reshape(K, C, n)
-    out = np.empty_like(x)
-    trees = tree.detach().cpu().numpy()
-    if guide is not None:
-        w_img = tree_edge_weights(guide.detach().cpu(), tree.detach().cpu()).double().numpy()
-    for b in sorted(set(index.tolist())):
-        ks = (index == b).nonzero().flatten().numpy()
-        order, parent, parent_edge = tree_order(trees[b], n)
-        if guide is not None:
-            aff = np.exp(-w_img[b] / float(zeta) ** 2)
-        else:
-            u, v = trees[b][:, 0], trees[b][:, 1]
-            w = ((x[ks][:, :, u] - x[ks][:, :, v]) ** 2).sum(axis=1)  # (M, N-1), per map
-            aff = np.repeat(np.exp(-w / float(zeta) ** 2), C, axis=0)
-        maps = x[ks].reshape(len(ks) * C, n)
-        num = _filter_one_tree(maps, aff, order, parent, parent_edge)
-        den = _filter_one_tree(np.ones_like(maps), aff, order, parent, parent_edge)
-        out[ks] = (num / den).reshape(len(ks), C, n)
-    return torch.from_numpy(out.reshape(K, C, H, W)).to(values.dtype).to(values.device)
+    return compiled_tree_filter(values, guide, tree, zeta, image_index)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@
 #include <torch/library.h>
 
 #include "grid.h"
+#include "tree.h"
 
 namespace apro {
 namespace cpu {
@@ -28,57 +29,6 @@ struct MergeLayout {
   std::vector<int32_t> start, mid, end;
   std::vector<float> affinity;
 };
-
-// The tree rooted at vertex 0: edge e joins child[e] to its parent parent[e].
-// Built once per image and shared by all weight sets on that tree.
-struct RootedTree {
-  std::vector<int32_t> child, parent;
-};
-
-// Orients the rows of `tree` by a breadth-first search from vertex 0, which
-// also checks that they form a spanning tree (N-1 edges reaching every vertex).
-void root_tree(const int64_t* tree, int64_t image, int32_t n, RootedTree& out) {
-  const int32_t num_edges = n - 1;
-  std::vector<int32_t> degree_start(n + 1, 0), incident(2 * size_t(num_edges));
-  for (int32_t e = 0; e < num_edges; ++e) {
-    const int64_t u = tree[2 * int64_t(e)], v = tree[2 * int64_t(e) + 1];
-    TORCH_CHECK_VALUE(u >= 0 && u < n && v >= 0 && v < n, "global_propagate: tree[", image,
-                "] has a vertex index out of range [0, ", n, "): (", u, ", ", v, ")");
-    ++degree_start[u + 1];
-    ++degree_start[v + 1];
-  }
-  for (int32_t i = 0; i < n; ++i) degree_start[i + 1] += degree_start[i];
-  std::vector<int32_t> fill(degree_start.begin(), degree_start.end() - 1);
-  for (int32_t e = 0; e < num_edges; ++e) {
-    incident[fill[tree[2 * int64_t(e)]]++] = e;
-    incident[fill[tree[2 * int64_t(e) + 1]]++] = e;
-  }
-  out.child.assign(num_edges, -1);
-  out.parent.assign(num_edges, -1);
-  std::vector<int32_t> queue;
-  queue.reserve(n);
-  std::vector<char> seen(n, 0);
-  queue.push_back(0);
-  seen[0] = 1;
-  for (size_t head = 0; head < queue.size(); ++head) {
-    const int32_t u = queue[head];
-    for (int32_t k = degree_start[u]; k < degree_start[u + 1]; ++k) {
-      const int32_t e = incident[k];
-      const int32_t v = int32_t(tree[2 * int64_t(e)] == u ? tree[2 * int64_t(e) + 1] : tree[2 * int64_t(e)]);
-      if (seen[v]) {
-        TORCH_CHECK_VALUE(out.child[e] == u, "global_propagate: tree[", image, "] is not a spanning tree: edge (",
-                    tree[2 * int64_t(e)], ", ", tree[2 * int64_t(e) + 1], ") closes a cycle");
-        continue;
-      }
-      seen[v] = 1;
-      out.child[e] = v;
-      out.parent[e] = u;
-      queue.push_back(v);
-    }
-  }
-  TORCH_CHECK_VALUE(int32_t(queue.size()) == n, "global_propagate: tree[", image, "] is not a spanning tree: it reaches ",
-              queue.size(), " of ", n, " vertices from vertex 0");
-}
 
 // Union-find record of a vertex: its parent (-1 at a set's root, which is the
 // set's vertex nearest the tree root), and at a root the set's size and the
@@ -231,67 +181,31 @@ void propagate_channels(const MergeLayout& lay, const float* const* in, float* c
   }
 }
 
-// Edge weights of one tree from a (C, N) map (indices checked by root_tree).
-void tree_weights(const int64_t* tree, int32_t n, const float* data, int64_t channels, std::vector<float>& weights) {
-  weights.resize(std::max(n - 1, 0));
-  for (int32_t e = 0; e + 1 < n; ++e)
-    weights[e] = squared_distance(data, channels, n, tree[2 * int64_t(e)], tree[2 * int64_t(e) + 1]);
-}
-
 at::Tensor global_propagate(const at::Tensor& values_in, const std::optional<at::Tensor>& guide_in,
                             const at::Tensor& tree_in, const at::Tensor& image_index_in, double zeta) {
-  TORCH_CHECK(values_in.dim() == 4, "global_propagate: values must be (K, C, H, W), got ", values_in.sizes());
-  TORCH_CHECK(tree_in.dim() == 3 && tree_in.size(2) == 2, "global_propagate: tree must be (B, H*W-1, 2), got ",
-              tree_in.sizes());
-  TORCH_CHECK(zeta > 0, "global_propagate: zeta must be > 0, got ", zeta);
-  const at::Tensor values = values_in.to(at::kFloat).contiguous();
-  const at::Tensor tree = tree_in.to(at::kLong).contiguous();
-  const at::Tensor image_index = image_index_in.to(at::kLong).contiguous();
-  const int64_t K = values.size(0), C = values.size(1), batch = tree.size(0);
-  const int64_t n64 = values.size(2) * values.size(3);
-  TORCH_CHECK(n64 < (int64_t(1) << 31), "global_propagate: at most 2^31-1 pixels per map");
-  const int32_t n = int32_t(n64);
-  TORCH_CHECK(tree.size(1) == n - 1, "global_propagate: tree has ", tree.size(1), " edges per image, expected H*W-1 = ",
-              n - 1);
-  TORCH_CHECK(image_index.dim() == 1 && image_index.size(0) == K, "global_propagate: image_index must be (K,)");
-  const int64_t* index = image_index.data_ptr<int64_t>();
-  for (int64_t k = 0; k < K; ++k)
-    TORCH_CHECK(index[k] >= 0 && index[k] < batch, "global_propagate: image_index[", k, "] = ", index[k],
-                " is out of range [0, ", batch, ")");
-
-  at::Tensor output = at::empty_like(values);
-  if (K == 0 || n == 0) return output;
+  const TreeOpArgs args = tree_op_args("global_propagate", values_in, guide_in, tree_in, image_index_in, zeta);
+  if (args.empty()) return args.output;
+  const int64_t K = args.K, C = args.C, batch = args.batch;
+  const int32_t n = args.n;
+  const int64_t* index = args.index;
   const double inv_zeta2 = 1.0 / (zeta * zeta);
-  const float* x = values.data_ptr<float>();
-  float* y = output.data_ptr<float>();
-  const int64_t* edges = tree.data_ptr<int64_t>();
-  auto tree_of = [&](int64_t b) { return edges + b * 2 * int64_t(n - 1); };
-  std::vector<char> used(batch, 0);
-  for (int64_t k = 0; k < K; ++k) used[index[k]] = 1;
   std::vector<RootedTree> rooted(batch);
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b)
-      if (used[b]) root_tree(tree_of(b), b, n, rooted[b]);
+      if (args.used[b]) root_tree("global_propagate", args.tree_of(b), b, n, rooted[b]);
   });
 
-  if (guide_in.has_value()) {
+  if (args.guide.defined()) {
     // Image-guided: one layout per image, shared by all channels of its maps.
-    const at::Tensor guide = guide_in->to(at::kFloat).contiguous();
-    TORCH_CHECK(guide.dim() == 4 && guide.size(0) == batch && guide.size(2) * guide.size(3) == n,
-                "global_propagate: guide must be (B, Cg, H, W) matching tree and values, got ", guide.sizes());
-    const int64_t cg = guide.size(1);
-    const float* g = guide.data_ptr<float>();
-    std::vector<std::vector<const float*>> in(batch);
-    std::vector<std::vector<float*>> out(batch);
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t c = 0; c < C; ++c) {
-        in[index[k]].push_back(x + (k * C + c) * n);
-        out[index[k]].push_back(y + (k * C + c) * n);
-      }
+    const int64_t cg = args.guide.size(1);
+    const float* g = args.guide.data_ptr<float>();
+    std::vector<std::vector<const float*>> in;
+    std::vector<std::vector<float*>> out;
+    args.channels_by_image(in, out);
     std::vector<MergeLayout> layouts(batch);
     parallel_items<Scratch>(batch, 1, [&](Scratch& s, int64_t b) {
-      if (!used[b]) return;
-      tree_weights(tree_of(b), n, g + b * cg * n, cg, s.weights);
+      if (!args.used[b]) return;
+      tree_weights(args.tree_of(b), n, g + b * cg * n, cg, s.weights);
       build_layout(rooted[b], n, inv_zeta2, s, layouts[b]);
     });
     // Channel blocks of all images as independent tasks.
@@ -313,20 +227,15 @@ at::Tensor global_propagate(const at::Tensor& values_in, const std::optional<at:
       std::vector<const float*> in;
       std::vector<float*> out;
     };
-    parallel_items<MapState>(K, std::max<int64_t>(1, kMinPixelsPerTask / (n * C)), [&](MapState& st, int64_t k) {
-      const float* xk = x + k * C * n;
-      tree_weights(tree_of(index[k]), n, xk, C, st.scratch.weights);
+    const int64_t maps_per_task = std::max<int64_t>(1, kMinPixelsPerTask / (int64_t(n) * std::max<int64_t>(C, 1)));
+    parallel_items<MapState>(K, maps_per_task, [&](MapState& st, int64_t k) {
+      tree_weights(args.tree_of(index[k]), n, args.x + k * C * n, C, st.scratch.weights);
       build_layout(rooted[index[k]], n, inv_zeta2, st.scratch, st.layout);
-      st.in.resize(C);
-      st.out.resize(C);
-      for (int64_t c = 0; c < C; ++c) {
-        st.in[c] = xk + c * n;
-        st.out[c] = y + (k * C + c) * n;
-      }
+      args.channels_of_map(k, st.in, st.out);
       propagate_channels(st.layout, st.in.data(), st.out.data(), C, st.scratch);
     });
   }
-  return output;
+  return args.output;
 }
 
 }  // namespace

@@ -139,9 +139,9 @@ def test_tree_filter_differs_from_gp_max_edge():
 
 def test_tree_filter_rejects_a_tree_that_does_not_span():
     bad = torch.tensor([[[0, 1], [0, 1], [2, 3]]])
-    with pytest.raises(ValueError, match="does not span"):
+    with pytest.raises(ValueError, match="is not a spanning tree"):
         pb.tree_filter(torch.rand(1, 1, 2, 2), torch.rand(1, 3, 2, 2), bad, 0.5)
-    with pytest.raises(ValueError, match=r"tree must be \(B, 3, 2\)"):
+    with pytest.raises(ValueError, match=r"tree must have shape \(B, 3, 2\)"):
         pb.tree_filter(torch.rand(1, 1, 2, 2), None, torch.zeros(1, 2, 2, dtype=torch.long), 0.5)
 
 

@@ -15,10 +15,12 @@ def test_benchmark_writes_table(tmp_path):
                                  "--repeats", "1"])
     assert status == 0
     rows = list(csv.DictReader(out.open()))
-    assert [r["measure"].split()[0] for r in rows] == ["GP", "LP", "LP", "LP"]
-    for row in rows[:2]:  # timings
+    assert [r["measure"].split()[0] for r in rows] == ["GP", "LP", "LP", "LP", "Tree", "Tree", "Tree"]
+    for row in rows[:2] + rows[4:6]:  # timings
         assert float(row["ours"]) > 0 and float(row["baseline"]) > 0
     assert float(rows[2]["baseline"]) >= 0 and float(rows[2]["ours"]) >= 0  # peak memory, MiB
-    # The fast LP and the original unfold formulation agree on the workload.
+    # The fast LP and the original unfold formulation agree on the workload, and so do the
+    # compiled tree filter and its numpy version.
     assert rows[3]["met"] == "True"
+    assert rows[6]["met"] == "True"
     assert not list(out.parent.glob("*.tmp"))  # written atomically, no leftovers
