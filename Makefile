@@ -20,8 +20,8 @@
 # Overridable: PYTHON, VENV, MAX_JOBS, PIP_ARGS (extra pip options for every
 # install), TORCH_PIP_ARGS (extra options for the torch step, e.g.
 # `--index-url https://download.pytorch.org/whl/cpu` where no local CPU wheel
-# exists), PYTEST_ARGS, SNAKEMAKE_ARGS (extra options for `make demo`, e.g.
-# `--config suite=smoke` or `-n`).
+# exists), PYTEST_ARGS, SEEDS (training seeds of `make demo`, e.g. 0,1,2), SNAKEMAKE_ARGS (extra
+# options for `make demo`, e.g. `--config suite=smoke` or `-n`).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -30,6 +30,8 @@ PIP_ARGS ?=
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
 SNAKEMAKE_ARGS ?=
+# training seeds of `make demo` (make demo SEEDS=0,1,2: every training and evaluation three times)
+SEEDS ?= 0
 MMCV_CFLAGS ?= -g0 -O3 -DNDEBUG -fwrapv
 
 SHELL := /bin/bash
@@ -102,8 +104,8 @@ test: setup
 # and the ops benchmark (reports/benchmarks/ops.csv). A second run only redoes
 # what changed; a killed run resumes its trainings from their last checkpoints.
 demo: setup
-	@echo "==> demo suite: snakemake --cores 2 (experiments/registry.yaml -> reports/demo/)"
-	$(VPY) -m snakemake --cores 2 --workflow-profile workflow/profiles/default $(SNAKEMAKE_ARGS)
+	@echo "==> demo suite: snakemake --cores 2, seeds $(SEEDS) (experiments/registry.yaml -> reports/demo/)"
+	$(VPY) -m snakemake --cores 2 --workflow-profile workflow/profiles/default --config seeds=$(SEEDS) $(SNAKEMAKE_ARGS)
 
 $(VPY):
 	@echo "==> [1/6] creating virtual environment $(VENV) with $(PYTHON)"

@@ -53,6 +53,7 @@ wildcard_constraints:
     suite="[a-z0-9][a-z0-9_]*",
     experiment="[a-z0-9][a-z0-9_]*",
     dataset="[a-z0-9][a-z0-9_]*",
+    seed="[0-9]+",
 
 
 rule all:

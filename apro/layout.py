@@ -11,13 +11,14 @@ paths is spelled anywhere else.
     downloads/<archive>                         dataset archives
     weights/<file>                              ImageNet weights, the release's checkpoints (released/)
     results/data/<dataset>/validated.json       apro validate-data
-    results/<suite>/<experiment>/train/         a training's work dir, done.json when finished
-    results/<suite>/<experiment>/metrics.json   apro evaluate (mask AP or mIoU)
-    results/<suite>/<experiment>/checkpoint.pth a released checkpoint, converted
+    results/<suite>/<experiment>/seed<k>/train/         a training's work dir (seed k), done.json when finished
+    results/<suite>/<experiment>/seed<k>/metrics.json   apro evaluate (mask AP or mIoU) of that run
+    results/<suite>/<experiment>/checkpoint.pth         a released checkpoint, converted
     results/ops/build.done                      the compiled ops
-    results/logs/<group>/<name>[.<stage>].log   one log per job
+    results/logs/<group>/<name>[.<stage>].log   one log per job (name: <experiment>.seed<k> for a run)
     results/benchmarks/<group>/<name>[.<stage>].tsv   Snakemake's benchmark file per job
     reports/<suite>/                            results.csv, summary.md/html, index.html, figures/, ablation.csv
+    reports/<suite>/metafiles/<entry>/metafile.yml   per model-zoo entry (apro report), mmdetection's convention
     reports/benchmarks/ops.csv                  the ops benchmark
 """
 from __future__ import annotations
@@ -65,16 +66,26 @@ def experiment_dir(suite: str, experiment: str) -> str:
     return f"{RESULTS}/{suite}/{experiment}"
 
 
-def work_dir(suite: str, experiment: str) -> str:
-    return f"{experiment_dir(suite, experiment)}/train"
+def run_dir(suite: str, experiment: str, seed) -> str:
+    """One run of an experiment: its training seed (``seed`` may be the wildcard ``"{seed}"``)."""
+    return f"{experiment_dir(suite, experiment)}/seed{seed}"
 
 
-def done_file(suite: str, experiment: str) -> str:
-    return f"{work_dir(suite, experiment)}/done.json"
+def run_name(experiment: str, seed) -> str:
+    """A run's name in logs and benchmark files: ``<experiment>.seed<k>``."""
+    return f"{experiment}.seed{seed}"
 
 
-def metrics_file(suite: str, experiment: str) -> str:
-    return f"{experiment_dir(suite, experiment)}/metrics.json"
+def work_dir(suite: str, experiment: str, seed) -> str:
+    return f"{run_dir(suite, experiment, seed)}/train"
+
+
+def done_file(suite: str, experiment: str, seed) -> str:
+    return f"{work_dir(suite, experiment, seed)}/done.json"
+
+
+def metrics_file(suite: str, experiment: str, seed) -> str:
+    return f"{run_dir(suite, experiment, seed)}/metrics.json"
 
 
 def converted_checkpoint(suite: str, experiment: str) -> str:
@@ -141,3 +152,13 @@ def figures_dir(suite: str) -> str:
 
 def ablation_table(suite: str) -> str:
     return f"{report_dir(suite)}/ablation.csv"
+
+
+def metafiles_dir(suite: str) -> str:
+    """The metafiles of a suite's model-zoo entries (``apro report``; empty for a suite without any)."""
+    return f"{report_dir(suite)}/metafiles"
+
+
+def metafile(suite: str, entry: str) -> str:
+    """``reports/<suite>/metafiles/<entry>/metafile.yml``: one model-zoo entry, mmdetection's metafile convention."""
+    return f"{metafiles_dir(suite)}/{entry}/metafile.yml"

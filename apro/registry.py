@@ -10,9 +10,9 @@ the workflow and the CLI:
     >>> reg = load_registry()
     >>> [e.name for e in reg.experiments_in("demo")]
     ['box', 'box_lp', 'box_gp', 'box_gp_lp', 'mask']
-    >>> job = reg.job("smoke", "box")           # a runnable (suite, experiment) pair
+    >>> job = reg.job("smoke", "box", seed=1)   # a run: (suite, experiment) and its training seed
     >>> job.metrics, job.max_iters
-    ('results/smoke/box/metrics.json', 5)
+    ('results/smoke/box/seed1/metrics.json', 5)
 
 Unknown suites and experiments raise :class:`RegistryError` naming the known
 ones; asking to run a suite that cannot run yet (no config, no data) raises a
@@ -22,8 +22,8 @@ Output layout (paths relative to the workflow's working directory):
 
     data/<dataset>/                             the dataset (train/, val/, annotations/)
     results/data/<dataset>/validated.json       the annotation check of the dataset
-    results/<suite>/<experiment>/train/         the training work dir (checkpoints, done.json)
-    results/<suite>/<experiment>/metrics.json   mask AP, AP50, AP75 (apro evaluate)
+    results/<suite>/<experiment>/seed<k>/train/         the work dir of seed k's training (done.json)
+    results/<suite>/<experiment>/seed<k>/metrics.json   mask AP, AP50, AP75 or mIoU (apro evaluate)
     results/logs/..., results/benchmarks/...    one log and one Snakemake benchmark per job
     reports/<suite>/results.csv, summary.md, summary.html
 
@@ -47,7 +47,7 @@ APRO_VARIANT = "box+gp+lp"
 BASELINE_VARIANT = "box"
 
 __all__ = ["RegistryError", "Dataset", "Suite", "Experiment", "Job", "Registry", "load_registry",
-           "parse_names", "REPO_ROOT", "DEFAULT_REGISTRY", "SCHEMA", "APRO_VARIANT", "BASELINE_VARIANT",
+           "parse_names", "parse_seeds", "REPO_ROOT", "DEFAULT_REGISTRY", "SCHEMA", "APRO_VARIANT", "BASELINE_VARIANT",
            "data_dir", "validated_marker", "experiment_dir", "work_dir", "done_file", "metrics_file",
            "log_file", "benchmark_file", "report_dir", "report_files", "config_files"]
 
@@ -139,14 +139,17 @@ class Experiment:
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One runnable experiment of one suite, with the suite's overrides applied."""
+    """One run: an experiment of one suite, with the suite's overrides applied, and its training seed."""
     suite: str
     experiment: Experiment
     dataset: Dataset
     config: Path  # absolute
     max_iters: Optional[int]  # None: the config's own schedule
-    init_done: Optional[str] = None  # done.json of the job (same suite) whose checkpoint starts this one
     released: Optional[str] = None  # suites of the release's checkpoints: its weights/ file (nothing is trained)
+    seed: int = 0
+
+    def with_seed(self, seed: int) -> "Job":
+        return dataclasses.replace(self, seed=int(seed))
 
     @property
     def name(self) -> str:
@@ -158,15 +161,21 @@ class Job:
 
     @property
     def work_dir(self) -> str:
-        return work_dir(self.suite, self.name)
+        return work_dir(self.suite, self.name, self.seed)
 
     @property
     def done(self) -> str:
-        return done_file(self.suite, self.name)
+        return done_file(self.suite, self.name, self.seed)
 
     @property
     def metrics(self) -> str:
-        return metrics_file(self.suite, self.name)
+        return metrics_file(self.suite, self.name, self.seed)
+
+    @property
+    def init_done(self) -> Optional[str]:
+        """The done.json of the run (same suite, same seed) whose checkpoint starts this one, or None."""
+        init_from = self.experiment.init_from
+        return None if init_from is None else done_file(self.suite, init_from, self.seed)
 
     @property
     def checkpoint(self) -> Optional[str]:
@@ -184,6 +193,24 @@ def parse_names(value: Union[None, str, Iterable[str]]) -> Optional[List[str]]:
         items = [str(v) for v in value]
     names = [s.strip() for s in items if str(s).strip()]
     return names or None
+
+
+def parse_seeds(value: Union[int, str, Iterable[int]]) -> List[int]:
+    """``0`` / ``"0,1,2"`` / ``[0, 1, 2]`` -> the training seeds, in the order given (duplicates dropped)."""
+    items = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else list(value)
+    seeds: List[int] = []
+    for item in items:
+        try:
+            seed = int(str(item).strip())
+        except ValueError:
+            raise RegistryError(f"seeds: {item!r} is not a seed; expected non-negative integers, e.g. 0,1,2") from None
+        if seed < 0:
+            raise RegistryError(f"seeds: {seed} is negative; expected non-negative integers")
+        if seed not in seeds:
+            seeds.append(seed)
+    if not seeds:
+        raise RegistryError("seeds: expected at least one seed, e.g. 0 or 0,1,2")
+    return seeds
 
 
 def _known(kind: str, names: Iterable[str]) -> str:
@@ -298,8 +325,9 @@ class Registry:
                 if self.experiments_in(s) and not any(self.missing(s, e, base) for e in self.experiments_in(s))]
 
     def jobs(self, suite: str, names: Union[None, str, Iterable[str]] = None,
-             base: Union[str, os.PathLike] = ".") -> List[Job]:
-        """The runnable jobs of ``suite`` (or of ``names`` in it); raises if any of them cannot run."""
+             base: Union[str, os.PathLike] = ".", seed: int = 0) -> List[Job]:
+        """The runnable jobs of ``suite`` (or of ``names`` in it) with training seed ``seed``; raises if any of
+        them cannot run."""
         selected = self.select(suite, names)
         if not selected:
             raise RegistryError(f"suite {suite!r} of {self.path} has no experiments")
@@ -314,15 +342,14 @@ class Registry:
             raise RegistryError(
                 f"suite {suite!r} is not runnable yet: {n_bad} of its {len(selected)} experiment(s) cannot run:\n"
                 f"{lines}\nrunnable suites: {', '.join(others) if others else 'none'}")
-        return [self._job(suite, e) for e in selected]
+        return [self._job(suite, e).with_seed(seed) for e in selected]
 
-    def job(self, suite: str, name: str, base: Union[str, os.PathLike] = ".") -> Job:
-        return self.jobs(suite, [name], base)[0]
+    def job(self, suite: str, name: str, base: Union[str, os.PathLike] = ".", seed: int = 0) -> Job:
+        return self.jobs(suite, [name], base, seed)[0]
 
     def _job(self, suite: str, e: Experiment) -> Job:
         return Job(suite=suite, experiment=e, dataset=self.effective_dataset(suite, e),
                    config=e.config_path(self.root).resolve(), max_iters=self.effective_max_iters(suite, e),
-                   init_done=None if e.init_from is None else done_file(suite, e.init_from),
                    released=e.released if self.suites[suite].checkpoints == "released" else None)
 
     def datasets_of(self, suite: str) -> List[Dataset]:

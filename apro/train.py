@@ -93,7 +93,8 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
     if max_iters is not None:
         runs.set_max_iters(cfg, max_iters)
     ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train", init)
-    done = {"checkpoint": str(ckpt), "config": str(Path(config).resolve()), "config_sha256": file_sha256(config)}
+    done = {"checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt), "config": str(Path(config).resolve()),
+            "config_sha256": file_sha256(config)}
     if semantic:
         done.update(labels=cfg.get("labels", "full"), label_root=str(Path(label_root).resolve()))
     done.update({
@@ -104,6 +105,7 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         "resumed_from": resumed_from,
         "init_from": None if init is None else str(init),
         "versions": versions(semantic),
+        "hardware": runs.hardware(),
     })
     write_json_atomic(Path(work_dir) / DONE_FILE, done)
     print(f"apro train: done in {wall:.0f} s; checkpoint {ckpt}", flush=True)

@@ -169,10 +169,10 @@ def test_paper_report_statuses(tmp_path):
     from apro.report import collect, write_report
 
     r = reg.load_registry()
-    (tmp_path / "results" / "paper" / "solov2_r50_voc").mkdir(parents=True)
-    (tmp_path / "results" / "paper" / "solov2_r50_voc" / "metrics.json").write_text(
-        json.dumps({"AP": 37.4, "AP50": 65.0, "AP75": 40.0, "seed": 0}))
-    log = tmp_path / reg.log_file("train", "paper", "mask2former_r50_coco")
+    out = tmp_path / reg.metrics_file("paper", "solov2_r50_voc", 0)
+    out.parent.mkdir(parents=True)
+    out.write_text(json.dumps({"AP": 37.4, "AP50": 65.0, "AP75": 40.0, "seed": 0}))
+    log = tmp_path / reg.log_file("train", "paper", "mask2former_r50_coco.seed0")
     log.parent.mkdir(parents=True)
     log.write_text("Traceback ...\n")
     rows = {row["experiment"]: row for row in collect(r, "paper", tmp_path)}
@@ -196,7 +196,7 @@ def test_paper_dry_run_plans_every_job(tmp_path, profile):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout + out.stderr
     for name in PAPER:
-        assert f"results/paper/{name}/train/done.json" in text and f"results/paper/{name}/metrics.json" in text
+        assert f"results/paper/{name}/seed0/train/done.json" in text and f"results/paper/{name}/seed0/metrics.json" in text
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in text.splitlines()
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
     assert counts["train_paper"] == len(PAPER) and counts["evaluate"] == len(PAPER)
@@ -214,7 +214,7 @@ def test_paper_table_shows_the_released_checkpoints(tmp_path):
     from apro.report import collect, write_report
 
     r = reg.load_registry()
-    out = tmp_path / reg.metrics_file("released", "mask2former_r50_voc")
+    out = tmp_path / reg.metrics_file("released", "mask2former_r50_voc", 0)
     out.parent.mkdir(parents=True)
     out.write_text(json.dumps({"AP": 42.1, "AP50": 70.2, "AP75": 44.0, "seed": 0}))
     log = tmp_path / reg.log_file("convert", "released", "solov2_r50_coco")

@@ -383,7 +383,7 @@ def test_paper_semantic_dry_run_plans_every_job(tmp_path):
            "benchmark.tgz --sparse data/semantic/voc_aug/train --out data/voc_aug" in text
     for kind, name in ENTRIES.items():
         assert re.search(rf"apro train \S*experiments/semantic/paper_voc_{kind}\.py --work-dir "
-                         rf"results/paper_semantic/{name}/train --data-root data/voc_aug --label-root "
+                         rf"results/paper_semantic/{name}/seed0/train --data-root data/voc_aug --label-root "
                          r"data/voc_aug/labels", text), name
-        assert f"results/paper_semantic/{name}/metrics.json" in text
+        assert f"results/paper_semantic/{name}/seed0/metrics.json" in text
     assert "apro fetch resnet101_v1c-e67eebb6.pth --out weights/resnet101_v1c-e67eebb6.pth" in text

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from apro import layout
 from apro import registry as reg
 from apro import report
 
@@ -32,17 +33,17 @@ def _png(path: Path) -> None:
 def run_root(tmp_path):
     """A results tree with a few metrics, a benchmark file, an ops table and one figure."""
     def metrics(suite, name, ap):
-        p = tmp_path / reg.metrics_file(suite, name)
+        p = tmp_path / reg.metrics_file(suite, name, 0)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps({"AP": ap, "AP50": ap + 10, "AP75": ap - 1, "seed": 0, "wall_s": 3.0}))
     metrics("smoke", "box", 1.25)
     metrics("smoke", "box_gp_lp", 3.5)
     metrics("smoke_ablation", "ablation_tree", 2.75)
     for name, miou in (("sem_point", 30.25), ("sem_point_gp_lp", 34.5), ("sem_full", 50.0)):  # semantic rows
-        p = tmp_path / reg.metrics_file("smoke", name)
+        p = tmp_path / reg.metrics_file("smoke", name, 0)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps({"mIoU": miou, "aAcc": 90.0, "seed": 0, "wall_s": 3.0}))
-    bench = tmp_path / reg.benchmark_file("train", "smoke", "box")
+    bench = tmp_path / reg.benchmark_file("train", "smoke", layout.run_name("box", 0))
     bench.parent.mkdir(parents=True, exist_ok=True)
     bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n12.5\t0:00:12\t321.0\t11.0\n")
     ops = tmp_path / "reports" / "benchmarks" / "ops.csv"
@@ -63,13 +64,13 @@ def test_report_sections_values_and_links(run_root):
     text = path.read_text()
     for section in ("results", "ablation", "affinity", "benchmark", "provenance"):
         assert f'id="{section}"' in text, section
-    assert "<td>1.2</td>" in text or "<td>1.3</td>" in text  # box's AP, one decimal
-    assert "+2.2 mask AP" in text or "+2.3 mask AP" in text  # 3.5 - 1.25
+    assert "<td>1.2 (single run)</td>" in text or "<td>1.3 (single run)</td>" in text  # box's AP, one decimal
+    assert "+2.2 (single run) mask AP" in text or "+2.3 (single run) mask AP" in text  # 3.5 - 1.25
     assert "GP affinity test caption" in text and "never shown" not in text
-    assert "<th>mIoU</th>" in text and "<td>34.5</td>" in text  # semantic rows: mIoU column
+    assert "<th>mIoU</th>" in text and "<td>34.5 (single run)</td>" in text  # semantic rows: mIoU column
     assert "point labels: <code>point+gp+lp</code> (sem_point_gp_lp) minus" in text
-    assert "= <b>+4.2 mIoU</b>" in text or "= <b>+4.3 mIoU</b>" in text
-    assert "dense labels (sem_full): 50.0" in text
+    assert "seed: <b>+4.2 (single run) mIoU</b>" in text or "seed: <b>+4.3 (single run) mIoU</b>" in text
+    assert "dense labels (sem_full): 50.0 (single run)" in text
     # the results table is the summary's: supervision column, status in bold where not done
     assert "<th>supervision</th>" in text and "<td><b>not run</b></td>" in text
     assert "<td>GP time</td>" in text and "<td>321</td>" in text  # ops table; max RSS of the benchmark

@@ -67,8 +67,8 @@ def test_visualize_writes_figures_and_manifest(tmp_path):
     data = tmp_path / "data"
     generate(data, num_train=1, num_val=3, image_size=64, seed=2, progress_every=0)
     out = tmp_path / "figs"
-    assert cli.main(["visualize", "--data-root", str(data), "--out", str(out), "--images", "1"]) == 0
-    manifest = json.loads((out / "figures.json").read_text())
+    assert cli.main(["visualize", "--data-root", str(data), "--out", str(out), "--images", "1", "--no-photo"]) == 0
+    manifest = json.loads((out / "figures.json").read_text())  # the photo's figures: tests/report/test_photo.py
     assert [f["kind"] for f in manifest["figures"]] == ["affinity"]
     png = out / manifest["figures"][0]["file"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

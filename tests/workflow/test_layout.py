@@ -53,7 +53,7 @@ def test_workflow_paths_are_spelled_only_in_the_layout_module():
 
 
 def test_the_check_finds_a_spelled_path(tmp_path):
-    assert PATH.search("results/{suite}/{experiment}/metrics.json")
+    assert PATH.search("results/{suite}/{experiment}/seed{seed}/metrics.json")
     assert PATH.search("<code>reports/benchmarks/ops.csv</code>")
     assert not PATH.search("experiments/paper/data/voc") and not PATH.search("see the results of")
     tree = ast.parse('"""results/x in a docstring"""\nx = f"results/{s}/metrics.json"\n')
@@ -63,9 +63,11 @@ def test_the_check_finds_a_spelled_path(tmp_path):
 def test_the_layout_gives_the_paths_the_workflow_writes():
     from apro import layout
 
-    assert layout.done_file("{suite}", "{experiment}") == "results/{suite}/{experiment}/train/done.json"
-    assert layout.metrics_file("demo", "box") == "results/demo/box/metrics.json"
+    assert layout.done_file("{suite}", "{experiment}", "{seed}") == "results/{suite}/{experiment}/seed{seed}/train/done.json"
+    assert layout.metrics_file("demo", "box", 1) == "results/demo/box/seed1/metrics.json"
     assert layout.log_file("train", "smoke", "box") == "results/logs/smoke/box.train.log"
     assert layout.job_benchmark("ops", "build_ops") == "results/benchmarks/ops/build_ops.tsv"
     assert layout.report_files("demo")["md"] == "reports/demo/summary.md"
     assert layout.html_page("demo") == "reports/demo/index.html" and layout.ops_table() == "reports/benchmarks/ops.csv"
+    assert layout.metafile("paper", "solov2_r50_voc") == "reports/paper/metafiles/solov2_r50_voc/metafile.yml"
+    assert layout.metafiles_dir("{suite}") == "reports/{suite}/metafiles"

@@ -55,3 +55,13 @@ def test_tests_table_names_every_test_folder():
     actual = {f"tests/{p.name}/" for p in (ROOT / "tests").iterdir() if p.is_dir() and list(p.glob("test_*.py"))}
     assert named == actual
     assert not list((ROOT / "tests").glob("test_*.py")), "every test module lives in its area's folder"
+
+
+def test_readme_states_the_verdict_rule_of_the_reports():
+    """The README's verdict rule is the one the paper table applies (apro.stats.VERDICT_RULE), word for word."""
+    from apro import stats
+
+    text = README.read_text()
+    assert f"Verdict: {stats.VERDICT_RULE}." in text
+    lines = [ln for ln in text.splitlines() if "reproduced when" in ln]
+    assert lines and all(stats.VERDICT_RULE in ln for ln in lines), lines

@@ -109,13 +109,13 @@ def test_smoke_suite_runs_the_demo_configs_small(registry):
     for job in smoke:
         assert job.config == registry.experiment(job.name).config_path().resolve()
         assert job.dataset.name == "synthetic_tiny" and job.max_iters <= 10
-        assert job.metrics == f"results/smoke/{job.name}/metrics.json"
-        assert job.done == f"results/smoke/{job.name}/train/done.json"
+        assert job.metrics == f"results/smoke/{job.name}/seed0/metrics.json"
+        assert job.with_seed(4).done == f"results/smoke/{job.name}/seed4/train/done.json"
     demo = registry.job("demo", "box", base=ROOT)
     assert demo.max_iters is None and demo.data_root == "data/synthetic"
     # the shared stage of a suite is that suite's own training
-    assert demo.init_done == "results/demo/stage1/train/done.json"
-    assert registry.job("smoke", "box", base=ROOT).init_done == "results/smoke/stage1/train/done.json"
+    assert demo.init_done == "results/demo/stage1/seed0/train/done.json"
+    assert registry.job("smoke", "box", base=ROOT, seed=2).init_done == "results/smoke/stage1/seed2/train/done.json"
     assert registry.job("demo", "stage1", base=ROOT).init_done is None
 
 

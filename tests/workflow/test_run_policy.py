@@ -128,11 +128,11 @@ def test_train_and_evaluate_accept_a_registry_experiment_name():
 
     args = filled("train", "box_gp_lp", "--suite", "smoke", "--seed", "3")
     assert (args.config, args.work_dir, args.data_root, args.max_iters, args.init_from, args.seed) == (
-        str(ROOT / "experiments" / "demo" / "box_gp_lp.py"), "results/smoke/box_gp_lp/train", "data/synthetic_tiny",
-        5, "results/smoke/stage1/train/done.json", 3)
+        str(ROOT / "experiments" / "demo" / "box_gp_lp.py"), "results/smoke/box_gp_lp/seed3/train", "data/synthetic_tiny",
+        5, "results/smoke/stage1/seed3/train/done.json", 3)  # the run of seed 3, started from stage1's seed-3 run
     args = filled("evaluate", "mask", "--suite", "smoke")
     assert (args.checkpoint, args.data_root, args.out) == (
-        "results/smoke/mask/train", "data/synthetic_tiny", "results/smoke/mask/metrics.json")
+        "results/smoke/mask/seed0/train", "data/synthetic_tiny", "results/smoke/mask/seed0/metrics.json")
     assert filled("evaluate", "solov2_r50_voc", "--suite", "released").checkpoint == \
         "results/released/solov2_r50_voc/checkpoint.pth"
     assert filled("train", "box", "--suite", "smoke", "--max-iters", "2").max_iters == 2  # given options win

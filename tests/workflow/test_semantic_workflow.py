@@ -18,10 +18,10 @@ from apro.data import voc
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _metrics(root, suite, name, miou):
-    p = root / "results" / suite / name / "metrics.json"
+def _metrics(root, suite, name, miou, seed=0):
+    p = root / reg.metrics_file(suite, name, seed)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps({"mIoU": miou, "aAcc": 90.0, "seed": 0, "wall_s": 3.0}))
+    p.write_text(json.dumps({"mIoU": miou, "aAcc": 90.0, "seed": seed, "wall_s": 3.0}))
 
 
 def test_report_has_miou_rows_and_semantic_gain(tmp_path):
@@ -33,7 +33,7 @@ def test_report_has_miou_rows_and_semantic_gain(tmp_path):
     assert rows["sem_point"]["mIoU"] == "30.0" and rows["sem_point"]["AP"] == ""
     assert rows["sem_point"]["supervision"] == "point"
     md = paths["md"].read_text()
-    assert "**+6.5 mIoU** (30.0 -> 36.5); dense labels (sem_full): 70.0" in md
+    assert "paired by seed: **+6.5 (single run) mIoU** (30.0 -> 36.5); dense labels (sem_full): 70.0 (single run)" in md
     assert "scribble labels: not available yet (sem_scribble_gp_lp not run)" in md
 
 

@@ -50,18 +50,18 @@ def test_plain_dry_run_plans_the_demo_suite(snakemake, planned):
     assert plan["make_data"] == 2 and plan["validate_data"] == 2 and plan["all"] == 1, plan
     assert plan.get("benchmark_ops") == 1 and plan.get("html_report") == 1, plan
     # stage 1 runs alone (the others wait for it), so it takes both cores (registry: threads)
-    assert ("train experiments/demo/stage1.py --work-dir results/demo/stage1/train --data-root data/synthetic"
+    assert ("train experiments/demo/stage1.py --work-dir results/demo/stage1/seed0/train --data-root data/synthetic"
             " --seed 0 --threads 2 >") in out, out
     for name in DEMO:  # mask, the odd one of five on 2 cores, runs alone with 2 threads (registry: threads)
-        assert (f"train experiments/demo/{name}.py --work-dir results/demo/{name}/train --data-root data/synthetic"
-                f" --seed 0 --threads {2 if name == 'mask' else 1} --init-from results/demo/stage1/train/done.json >"
+        assert (f"train experiments/demo/{name}.py --work-dir results/demo/{name}/seed0/train --data-root data/synthetic"
+                f" --seed 0 --threads {2 if name == 'mask' else 1} --init-from results/demo/stage1/seed0/train/done.json >"
                 ) in out, out
-        assert f"--out results/demo/{name}/metrics.json" in out
+        assert f"--out results/demo/{name}/seed0/metrics.json" in out
     assert "make-data --out data/synthetic --num-train 2000 --num-val 100 --image-size 128 --seed 0 --overwrite" in out
     assert ("make-data --out data/synthetic_seg --num-train 2000 --num-val 100 --image-size 80 --seed 0"
             " --class-hue-width 0.1 --overwrite") in out
     for name in SEMANTIC:
-        assert (f"apro train experiments/semantic/{name[len('sem_'):]}.py --work-dir results/demo/{name}/train"
+        assert (f"apro train experiments/semantic/{name[len('sem_'):]}.py --work-dir results/demo/{name}/seed0/train"
                 " --data-root data/synthetic_seg --label-root data/semantic/synthetic_seg") in out, out
     assert "report --suite demo" in out
     assert "reports/demo/results.csv" in out and "reports/demo/summary.md" in out
@@ -76,7 +76,7 @@ def test_dry_run_of_part_of_a_suite(tmp_path, snakemake, planned):
     plan = planned(out)
     # the shared stage 1 the two start from is planned too, though not asked for
     assert plan["train"] == 3 and plan["evaluate"] == 2 and plan["report"] == 1, plan
-    assert "--work-dir results/smoke/stage1/train" in out, out
+    assert "--work-dir results/smoke/stage1/seed0/train" in out, out
 
 
 @pytest.mark.parametrize("config, expected", [
@@ -96,7 +96,7 @@ def test_bad_suite_experiment_or_config_fails_with_a_clear_message(tmp_path, con
 
 
 def test_unknown_experiment_target_names_the_known_ones(tmp_path, snakemake):
-    proc = snakemake("--cores", "2", "-n", "results/smoke/nope/metrics.json", "--config", "suite=smoke",
+    proc = snakemake("--cores", "2", "-n", "results/smoke/nope/seed0/metrics.json", "--config", "suite=smoke",
                      directory=tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "known experiments of smoke: stage1, box, box_lp" in out, out
@@ -106,9 +106,10 @@ def test_unknown_experiment_target_names_the_known_ones(tmp_path, snakemake):
 
 @pytest.mark.slow
 def test_smoke_suite_end_to_end(tmp_path, snakemake):
-    """Every stage on tiny data: data, validation, 5 trainings (5 iterations), 5 evaluations, report."""
+    """Every stage on tiny data with two training seeds: data, validation, every training (5 iterations) and
+    evaluation once per seed (the shared stage1 too), the report with mean ± std over the seeds."""
     t0 = time.time()
-    proc = snakemake("--cores", "2", "--config", "suite=smoke", directory=tmp_path)
+    proc = snakemake("--cores", "2", "--config", "suite=smoke", "seeds=0,1", directory=tmp_path)
     wall = time.time() - t0
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
@@ -117,8 +118,10 @@ def test_smoke_suite_end_to_end(tmp_path, snakemake):
     report = tmp_path / "reports" / "smoke"
     with open(report / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["experiment"] for r in rows] == ["stage1"] + DEMO + SEMANTIC
-    sem_rows, rows = rows[1 + len(DEMO):], rows[:1 + len(DEMO)]
+    # one row per run: each experiment with seeds 0 and 1
+    assert [(r["experiment"], r["seed"]) for r in rows] == [(n, k) for n in ["stage1"] + DEMO + SEMANTIC
+                                                            for k in ("0", "1")]
+    sem_rows, rows = rows[2 * (1 + len(DEMO)):], rows[:2 * (1 + len(DEMO))]
     for r in sem_rows:  # semantic rows: mIoU, no AP
         assert r["status"] == "done" and r["dataset"] == "synthetic_tiny" and r["AP"] == ""
         assert 0.0 <= float(r["mIoU"]) <= 100.0
@@ -128,30 +131,35 @@ def test_smoke_suite_end_to_end(tmp_path, snakemake):
         assert r["status"] == "done" and r["dataset"] == "synthetic_tiny" and r["schedule"] == "5 iters"
         assert 0.0 <= float(r["AP"]) <= 100.0
     md = (report / "summary.md").read_text()
-    assert "## APro gain" in md and "minus `box` (box) =" in md and "mask AP" in md
+    assert "## APro gain" in md and "minus `box` (box), paired by seed: **" in md and "(95%, n=2)" in md
+    assert "(n=2) |" in md  # the table: mean ± std over the two seeds
     assert "## Wall time per job" in md
     for name in DEMO:
-        assert f"| train {name} |" in md and f"| evaluate {name} |" in md
+        for seed in (0, 1):
+            assert f"| train {name}.seed{seed} |" in md and f"| evaluate {name}.seed{seed} |" in md
+    assert (report / "metafiles").is_dir()  # the smoke suite has no model-zoo entry: empty
     assert (report / "summary.html").read_text().startswith("<!DOCTYPE html>")
 
-    stage1 = json.loads((tmp_path / "results" / "smoke" / "stage1" / "train" / "done.json").read_text())
-    assert stage1["threads"] == 2 and stage1["init_from"] is None
-    for name in DEMO:
-        metrics = json.loads((tmp_path / "results" / "smoke" / name / "metrics.json").read_text())
-        assert {"AP", "AP50", "AP75", "seed", "config_sha256"} <= set(metrics)
-        done = json.loads((tmp_path / "results" / "smoke" / name / "train" / "done.json").read_text())
-        assert done["max_iters"] == 5 and done["threads"] == (2 if name == "mask" else 1)
-        assert done["init_from"] == stage1["checkpoint"]  # started from the shared stage's weights
-        for stage in ("train", "evaluate"):
-            bench = tmp_path / "results" / "benchmarks" / "smoke" / f"{name}.{stage}.tsv"
-            assert bench.read_text().startswith("s\th:m:s\tmax_rss")
-            assert (tmp_path / "results" / "logs" / "smoke" / f"{name}.{stage}.log").is_file()
+    for seed in (0, 1):
+        runs = tmp_path / "results" / "smoke"
+        stage1 = json.loads((runs / "stage1" / f"seed{seed}" / "train" / "done.json").read_text())
+        assert stage1["threads"] == 2 and stage1["init_from"] is None and stage1["seed"] == seed
+        for name in DEMO:
+            metrics = json.loads((runs / name / f"seed{seed}" / "metrics.json").read_text())
+            assert {"AP", "AP50", "AP75", "config_sha256"} <= set(metrics) and metrics["seed"] == seed
+            done = json.loads((runs / name / f"seed{seed}" / "train" / "done.json").read_text())
+            assert done["max_iters"] == 5 and done["threads"] == (2 if name == "mask" else 1) and done["seed"] == seed
+            assert done["init_from"] == stage1["checkpoint"]  # started from the shared stage's run of its seed
+            for stage in ("train", "evaluate"):
+                bench = tmp_path / "results" / "benchmarks" / "smoke" / f"{name}.seed{seed}.{stage}.tsv"
+                assert bench.read_text().startswith("s\th:m:s\tmax_rss")
+                assert (tmp_path / "results" / "logs" / "smoke" / f"{name}.seed{seed}.{stage}.log").is_file()
     # no temporary or partial file is left anywhere
     leftovers = [p for p in tmp_path.rglob("*") if ".snakemake" not in p.parts
                  and (p.name.endswith((".tmp", ".partial")) or ".partial" in p.name)]
     assert not leftovers, leftovers
 
-    again = snakemake("--cores", "2", "--config", "suite=smoke", directory=tmp_path)
+    again = snakemake("--cores", "2", "--config", "suite=smoke", "seeds=0,1", directory=tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
 
 
@@ -181,7 +189,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, snakemake_en
     run.mkdir()
     cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--config", "suite=resume", f"registry={registry}",
            "--directory", str(run)]
-    work = run / "results" / "resume" / "box" / "train"
+    work = run / "results" / "resume" / "box" / "seed0" / "train"
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=snakemake_env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -201,12 +209,12 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, snakemake_en
     assert first_iter < 40
     # nothing looks finished, and the work dir with its checkpoint survived
     assert not (work / "done.json").exists()
-    assert not (run / "results" / "resume" / "box" / "metrics.json").exists()
+    assert not (run / "results" / "resume" / "box" / "seed0" / "metrics.json").exists()
     assert first_ckpt.is_file()
 
     second = subprocess.run(cmd, cwd=ROOT, env=snakemake_env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
-    train_log = (run / "results" / "logs" / "resume" / "box.train.log").read_text()
+    train_log = (run / "results" / "logs" / "resume" / "box.seed0.train.log").read_text()
     assert f"Auto resumed from the latest checkpoint {first_ckpt}" in train_log, train_log
     assert f"resumed epoch: 0, iter: {first_iter}" in train_log, train_log
     done = json.loads((work / "done.json").read_text())
@@ -230,7 +238,7 @@ def test_corrupt_annotation_file_stops_the_workflow_naming_it(tmp_path, snakemak
     log = (tmp_path / "results" / "logs" / "data" / "synthetic_tiny.validate_data.log").read_text()
     assert "data/synthetic_tiny/annotations/instances_val.json: not valid JSON" in log, log
     assert not (tmp_path / "results" / "data" / "synthetic_tiny" / "validated.json").exists()
-    assert not (tmp_path / "results" / "smoke" / "box" / "train").exists()  # no training started
+    assert not (tmp_path / "results" / "smoke" / "box" / "seed0" / "train").exists()  # no training started
 
 
 def test_cli_train_names_a_missing_annotation_file(tmp_path, snakemake_env):

@@ -43,11 +43,12 @@ REGISTRY_FILE = Path(config["registry"])
 if not REGISTRY_FILE.is_absolute():
     REGISTRY_FILE = ROOT / REGISTRY_FILE
 try:
+    SEEDS = apro_registry.parse_seeds(config["seeds"])  # the training seeds of every run
     REGISTRY = apro_registry.load_registry(REGISTRY_FILE)
     SUITE = REGISTRY.suite(config["suite"]).name
     JOBS = REGISTRY.jobs(SUITE, config.get("experiments"))
 except apro_registry.RegistryError as exc:
-    raise WorkflowError(f"config suite={config['suite']!r}: {exc}") from None
+    raise WorkflowError(f"config suite={config['suite']!r}, seeds={config['seeds']!r}: {exc}") from None
 
 
 def shown_path(path):
@@ -62,7 +63,7 @@ def shown_path(path):
 def registry_job(wildcards):
     """The (suite, experiment) job of a rule's wildcards; an unknown one names the known ones."""
     try:
-        return REGISTRY.job(wildcards.suite, wildcards.experiment)
+        return REGISTRY.job(wildcards.suite, wildcards.experiment, seed=int(wildcards.get("seed", SEEDS[0])))
     except apro_registry.RegistryError as exc:
         raise WorkflowError(str(exc)) from None
 
@@ -181,13 +182,13 @@ def released_inputs(wildcards):
 
 # ---------------------------------------------------------------- report.smk, figures.smk
 def suite_jobs(suite):
-    """The jobs of a suite: only the selected ones (config experiments) for the configured suite."""
-    if suite == SUITE:
-        return JOBS
+    """The runs of a suite, one job per (experiment, seed): only the selected experiments
+    (config experiments) for the configured suite."""
     try:
-        return REGISTRY.jobs(suite)
+        jobs = JOBS if suite == SUITE else REGISTRY.jobs(suite)
     except apro_registry.RegistryError as exc:
         raise WorkflowError(str(exc)) from None
+    return [job.with_seed(seed) for job in jobs for seed in SEEDS]
 
 
 def suite_metrics(wildcards):
@@ -197,7 +198,8 @@ def suite_metrics(wildcards):
 
 def figures_model_job(wildcards):
     """The job whose checkpoint the instance figures show, or None (affinity figures only)."""
-    jobs = [j for j in (JOBS if wildcards.suite == SUITE else []) if j.checkpoint is None]  # trained ones
+    jobs = [j.with_seed(SEEDS[0]) for j in (JOBS if wildcards.suite == SUITE else [])
+            if j.checkpoint is None]  # trained ones, of the first seed
     for job in jobs:
         if job.experiment.variant == apro_registry.APRO_VARIANT:
             return job

@@ -6,16 +6,16 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        apro_layout.metrics_file("{suite}", "{experiment}"),
+        apro_layout.metrics_file("{suite}", "{experiment}", "{seed}"),
     params:
         apro=APRO,
         config=lambda w: shown_path(registry_job(w).config),
         checkpoint=lambda w: registry_job(w).checkpoint or registry_job(w).work_dir,
-        seed=config["seed"],
+        seed=lambda w: int(w.seed),
     log:
-        apro_layout.log_file("evaluate", "{suite}", "{experiment}"),
+        apro_layout.log_file("evaluate", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
     benchmark:
-        apro_layout.benchmark_file("evaluate", "{suite}", "{experiment}")
+        apro_layout.benchmark_file("evaluate", "{suite}", apro_layout.run_name("{experiment}", "{seed}"))
     threads: config["eval_threads"]
     resources:
         mem_mb=resources_of("evaluate")["mem_mb"],

@@ -49,6 +49,7 @@ rule html_report:
         apro=APRO,
         registry=shown_path(REGISTRY_FILE),
         out_dir=lambda w: apro_layout.report_dir(w.suite),
+        seeds=",".join(map(str, SEEDS)),
     log:
         apro_layout.job_log("{suite}", "html_report"),
     benchmark:
@@ -61,4 +62,4 @@ rule html_report:
         CONDA_ENV
     shell:
         "{params.apro} html-report --suite {wildcards.suite} --registry {params.registry} --out {params.out_dir}"
-        " > {log} 2>&1"
+        " --seeds {params.seeds} > {log} 2>&1"

@@ -110,18 +110,18 @@ rule train_paper:
     input:
         unpack(paper_train_inputs),
     output:
-        done=apro_layout.done_file("{suite}", "{experiment}"),
+        done=apro_layout.done_file("{suite}", "{experiment}", "{seed}"),
     wildcard_constraints:
         suite="paper",
     params:
         python=PYTHON,
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
-        seed=config["seed"],
+        seed=lambda w: int(w.seed),
     log:
-        apro_layout.log_file("train", "{suite}", "{experiment}"),
+        apro_layout.log_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
     benchmark:
-        apro_layout.benchmark_file("train", "{suite}", "{experiment}")
+        apro_layout.benchmark_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}"))
     threads: 8
     resources:
         # the release's count for the entry (experiments/registry.yaml; the config's batch is written for it)

@@ -1,8 +1,11 @@
 # Stage "report": the tables and summary pages of a suite, for people.
 #
-#   reports/<suite>/results.csv   one row per experiment (mask AP, AP50, AP75, the paper's numbers)
-#   reports/<suite>/summary.md    APro gain (box+gp+lp minus box), the table, wall time per job
+#   reports/<suite>/results.csv   one row per run: experiment and seed (mask AP, AP50, AP75, the paper's numbers)
+#   reports/<suite>/summary.md    APro gain (box+gp+lp minus box, paired by seed, 95% interval), the table
+#                                 (mean ± std (n) per experiment; paper entries: difference and verdict), wall time per job
 #   reports/<suite>/summary.html  the same page in HTML (also in `snakemake --report`)
+#   reports/<suite>/metafiles/    <entry>/metafile.yml per model-zoo entry (mmdetection's convention; empty
+#                                 for a suite without paper numbers), checked by workflow/schemas/metafile.schema.yaml
 
 
 rule report:
@@ -13,10 +16,12 @@ rule report:
         csv=apro_layout.report_files("{suite}")["csv"],
         md=apro_layout.report_files("{suite}")["md"],
         html=report(apro_layout.report_files("{suite}")["html"], category="APro results"),
+        metafiles=directory(apro_layout.metafiles_dir("{suite}")),
     params:
         apro=APRO,
         registry=shown_path(REGISTRY_FILE),
         out_dir=lambda w: apro_layout.report_dir(w.suite),
+        seeds=",".join(map(str, SEEDS)),
     log:
         apro_layout.job_log("{suite}", "report"),
     benchmark:
@@ -29,4 +34,4 @@ rule report:
         CONDA_ENV
     shell:
         "{params.apro} report --suite {wildcards.suite} --registry {params.registry} --out {params.out_dir}"
-        " > {log} 2>&1"
+        " --seeds {params.seeds} > {log} 2>&1"

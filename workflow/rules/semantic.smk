@@ -54,7 +54,7 @@ rule train_semantic:
     input:
         unpack(semantic_inputs),
     output:
-        done=apro_layout.done_file("{suite}", "{experiment}"),
+        done=apro_layout.done_file("{suite}", "{experiment}", "{seed}"),
     wildcard_constraints:
         experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
     params:
@@ -63,11 +63,11 @@ rule train_semantic:
         work_dir=lambda w: registry_job(w).work_dir,
         labels=lambda w: registry_job(w).dataset.label_root,
         max_iters=max_iters_arg,
-        seed=config["seed"],
+        seed=lambda w: int(w.seed),
     log:
-        apro_layout.log_file("train", "{suite}", "{experiment}"),
+        apro_layout.log_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
     benchmark:
-        apro_layout.benchmark_file("train", "{suite}", "{experiment}")
+        apro_layout.benchmark_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}"))
     threads: config["train_threads"]
     resources:
         **semantic_resources("train"),
@@ -82,9 +82,9 @@ rule evaluate_semantic:
     """`apro evaluate CONFIG WORK_DIR --label-root ... --out metrics.json`: mIoU on the dense val labels."""
     input:
         unpack(semantic_inputs),
-        done=apro_layout.done_file("{suite}", "{experiment}"),
+        done=apro_layout.done_file("{suite}", "{experiment}", "{seed}"),
     output:
-        apro_layout.metrics_file("{suite}", "{experiment}"),
+        apro_layout.metrics_file("{suite}", "{experiment}", "{seed}"),
     wildcard_constraints:
         experiment="|".join(SEMANTIC_EXPERIMENTS) or "(?!)",
     params:
@@ -92,11 +92,11 @@ rule evaluate_semantic:
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
         labels=lambda w: registry_job(w).dataset.label_root,
-        seed=config["seed"],
+        seed=lambda w: int(w.seed),
     log:
-        apro_layout.log_file("evaluate", "{suite}", "{experiment}"),
+        apro_layout.log_file("evaluate", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
     benchmark:
-        apro_layout.benchmark_file("evaluate", "{suite}", "{experiment}")
+        apro_layout.benchmark_file("evaluate", "{suite}", apro_layout.run_name("{experiment}", "{seed}"))
     threads: config["eval_threads"]
     resources:
         **semantic_resources("evaluate"),

@@ -14,18 +14,18 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        done=apro_layout.done_file("{suite}", "{experiment}"),
+        done=apro_layout.done_file("{suite}", "{experiment}", "{seed}"),
     params:
         apro=APRO,
         config=lambda w: shown_path(registry_job(w).config),
         work_dir=lambda w: registry_job(w).work_dir,
         max_iters=max_iters_arg,
         init=init_arg,
-        seed=config["seed"],
+        seed=lambda w: int(w.seed),
     log:
-        apro_layout.log_file("train", "{suite}", "{experiment}"),
+        apro_layout.log_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
     benchmark:
-        apro_layout.benchmark_file("train", "{suite}", "{experiment}")
+        apro_layout.benchmark_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}"))
     threads: train_threads
     resources:
         mem_mb=resources_of("train")["mem_mb"],
