@@ -836,6 +836,8 @@ def write_html_report(suite: str, registry_path: RegistryArg = None, results_roo
     figures, why = figure_list(out, suite)
     links = [Path(p).name for k, p in layout.report_files(suite).items()
              if k in ("csv", "html") and (out / Path(p).name).is_file()]  # only what apro report has written
+    metafiles = Path(layout.metafiles_dir(suite)).name
+    links += sorted(f"{metafiles}/{m.parent.name}/{m.name}" for m in (out / metafiles).glob("*/metafile.yml"))
     names = list(dict.fromkeys(r["experiment"] for r in rows)) + [r["experiment"] for g in groups for r in g["rows"]]
     page = index_page(registry, suite, rows, job_times(registry, suite, root, other_jobs=True, seeds=seeds),
                       _source(root, suite),

@@ -151,3 +151,12 @@ def test_stale_metafiles_are_removed(tmp_path):
     stale.write_text("Models: []\n")
     report.write_report(registry, "paper", tmp_path)
     assert not stale.parent.exists() and (tmp_path / layout.metafile("paper", "solov2_r50_voc")).is_file()
+
+
+def test_the_html_report_links_every_metafile(tmp_path):
+    out = tmp_path / "reports" / "paper"
+    report.write_summary("paper", None, tmp_path, out)
+    report.write_html_report("paper", None, tmp_path, out)
+    page = (out / "index.html").read_text()
+    entries = [e.name for e in metafiles.entries(reg.load_registry(), "paper")]
+    assert entries and all(f'href="metafiles/{name}/metafile.yml"' in page for name in entries)
