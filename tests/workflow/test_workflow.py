@@ -109,7 +109,8 @@ def test_smoke_suite_end_to_end(tmp_path, snakemake):
     """Every stage on tiny data with two training seeds: data, validation, every training (5 iterations) and
     evaluation once per seed (the shared stage1 too), the report with mean ± std over the seeds."""
     t0 = time.time()
-    proc = snakemake("--cores", "2", "--config", "suite=smoke", "seeds=0,1", directory=tmp_path)
+    # 44 trainings and evaluations: minutes on an idle 2-core machine, more on a shared one
+    proc = snakemake("--cores", "2", "--config", "suite=smoke", "seeds=0,1", directory=tmp_path, timeout=2400)
     wall = time.time() - t0
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
