@@ -139,10 +139,7 @@ def _cmd_bench_ops(args) -> int:
 def _load_registry(path):
     from apro import registry
 
-    try:
-        return registry.load_registry(path)
-    except registry.RegistryError as exc:
-        raise CLIError(str(exc)) from None
+    return registry.load_registry(path)  # a bad registry is a RegistryError, an InputError: exit 2
 
 
 def _cmd_list(args) -> int:
