@@ -2,7 +2,8 @@
 
 Run through pip (``pip install -e . --no-build-isolation``) or directly
 (``python setup.py build_ext --inplace``); both need torch installed first.
-The CUDA sources join the build when torch has CUDA (later issue).
+There are no CUDA sources: on CUDA tensors the ops run as device-generic torch
+(apro/device_ops.py), which needs only the host union-find compiled here.
 """
 import glob
 import os

@@ -3,7 +3,9 @@ affinity propagation, and the tree filter of the tree energy loss (TEL, a
 baseline).
 
 The work is done by compiled torch custom ops (``torch.ops.apro.*``, built from
-``csrc/``); these wrappers check arguments, accept the shapes and dtypes people
+``csrc/``) on the CPU and by :mod:`apro.device_ops` (device-generic torch) on
+devices without compiled kernels, such as CUDA (:func:`implementation` says
+which); these wrappers check arguments, accept the shapes and dtypes people
 pass in practice, and return constant targets: nothing here carries gradient.
 All ops compute in float32 (GP and the tree filter accumulate in float64) and
 return the input dtype.
@@ -15,9 +17,10 @@ from typing import Optional
 import torch
 
 from apro import _C  # noqa: F401  (loads the library that registers torch.ops.apro)
+from apro import device_ops
 from apro.defaults import LP_DEFAULTS
 
-__all__ = ["minimum_spanning_tree", "global_propagate", "tree_filter", "local_propagate"]
+__all__ = ["minimum_spanning_tree", "global_propagate", "tree_filter", "local_propagate", "implementation"]
 
 
 def _float_input(tensor: torch.Tensor, name: str, dims: tuple[int, ...], integers: bool = False) -> torch.Tensor:
@@ -84,14 +87,29 @@ def _check_hw(name: str, tensor: torch.Tensor, height: int, width: int) -> None:
         )
 
 
-def _run(op, device: torch.device, *args):
-    """Runs ``op`` where it has a kernel; otherwise on the CPU and copies back."""
+def implementation(op, device: torch.device) -> str:
+    """How ``op`` runs on ``device``: ``compiled`` (a kernel of ``apro._C``),
+    ``torch`` (:mod:`apro.device_ops`, on the device) or ``host`` (the CPU kernel
+    behind copies: the tree filter, a baseline, off the CPU)."""
     name = op._schema.name
-    if device.type != "cpu" and not torch._C._dispatch_has_kernel_for_dispatch_key(name, device.type.upper()):
-        args = [a.cpu() if isinstance(a, torch.Tensor) else a for a in args]
-        return op(*args).to(device)
-    args = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]
-    return op(*args)
+    if device.type == "cpu" or torch._C._dispatch_has_kernel_for_dispatch_key(name, device.type.upper()):
+        return "compiled"
+    return "torch" if hasattr(device_ops, name.split("::")[1]) else "host"
+
+
+def _run(op, device: torch.device, *args):
+    """Runs ``op`` as :func:`implementation` says, labelled ``apro.<op>`` for the
+    profiler (benchmarks/paper_step.py --apro-share adds up these labels)."""
+    name = op._schema.name.split("::")[1]
+    how = implementation(op, device)
+    with torch.profiler.record_function(f"apro.{name}"):
+        if how == "host":
+            args = [a.cpu() if isinstance(a, torch.Tensor) else a for a in args]
+            return op(*args).to(device)
+        args = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]
+        if how == "torch":
+            return getattr(device_ops, name)(*args)
+        return op(*args)
 
 
 def minimum_spanning_tree(guide: torch.Tensor) -> torch.Tensor:

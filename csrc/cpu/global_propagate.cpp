@@ -14,6 +14,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <tuple>
+
 #include "grid.h"
 #include "tree.h"
 
@@ -29,6 +31,11 @@ struct MergeLayout {
   std::vector<int32_t> start, mid, end;
   std::vector<float> affinity;
 };
+
+// How many edges (merges) ahead the loops below fetch the memory they will
+// touch: their accesses are scattered, and without it each waits on a cache
+// miss.
+constexpr int32_t kPrefetchDistance = 8;
 
 // Union-find record of a vertex: its parent (-1 at a set's root, which is the
 // set's vertex nearest the tree root), and at a root the set's size and the
@@ -52,40 +59,40 @@ void edge_affinities(const float* w, int32_t num_edges, float inv_zeta2, float* 
   for (int32_t e = 0; e < num_edges; ++e) affinity[e] = exp_nonpositive(-w[e] * inv_zeta2);
 }
 
-// Builds the layout for one weight set (`s.weights`, aligned with the rows of
-// the tree). Edges are joined in Kruskal order; joining edge e attaches the
-// child's set, whose root is the child itself, below its parent's set, so one
-// find per edge suffices. Every set keeps its vertices as a linked list and a
-// join appends the child's list, so walking the lists at the end gives the
-// leaf order, in which every set ever formed is contiguous.
-void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch& s, MergeLayout& out) {
-  const int32_t num_edges = n - 1;
-  const float* w = s.weights.data();
-  bool sorted = true;
-  for (int32_t e = 1; e < num_edges && sorted; ++e) sorted = w[e - 1] <= w[e];
-  if (sorted) {
-    s.order.resize(num_edges);
-    std::iota(s.order.begin(), s.order.end(), 0);
-  } else {
-    stable_argsort_nonnegative(w, num_edges, s.order, s.sort_a, s.sort_b);
-  }
-
+// Joins the tree edges order[0..count) in that order (ascending weight) and
+// lays the leaves out so that every set ever formed is contiguous. Joining edge
+// e attaches the child's set, whose root is the child itself, below its
+// parent's set, so one find per edge suffices. Every set keeps its vertices as
+// a linked list and a join appends the child's list, so walking the lists at
+// the end gives the leaf order. Merge m of `out` is edge order[m]; its
+// affinity is left to the caller.
+template <typename Index>
+void join_in_order(const RootedTree& rooted, int32_t n, const Index* order, int32_t count, Scratch& s,
+                   MergeLayout& out) {
   s.sets.resize(n);
   for (int32_t i = 0; i < n; ++i) s.sets[i] = {-1, i, i, 1};
   s.next.assign(n, -1);
   SetRecord* sets = s.sets.data();
   // Until positions are known, start/mid hold the head vertices of the two
   // lists and end holds the child set's size.
-  out.start.clear();
-  out.mid.clear();
-  out.end.clear();
-  out.affinity.clear();
-  s.affinity.resize(num_edges);
-  edge_affinities(w, num_edges, float(inv_zeta2), s.affinity.data());
-  for (int32_t k = 0; k < num_edges; ++k) {
-    const int32_t e = s.order[k];
-    const float affinity = s.affinity[e];
-    if (affinity == 0.f) break;  // this and every later edge adds nothing
+  out.start.resize(count);
+  out.mid.resize(count);
+  out.end.resize(count);
+  for (int32_t k = 0; k < count; ++k) {
+    // Edges come in weight order, so their vertices are scattered over the
+    // grid: fetch the records of edges ahead (the child is a set root when its
+    // edge joins; the parent is the first step of its find).
+    if (k + 2 * kPrefetchDistance < count) {
+      const int32_t ahead = int32_t(order[k + 2 * kPrefetchDistance]);
+      __builtin_prefetch(&rooted.parent[ahead]);
+      __builtin_prefetch(&rooted.child[ahead]);
+    }
+    if (k + kPrefetchDistance < count) {
+      const int32_t ahead = int32_t(order[k + kPrefetchDistance]);
+      __builtin_prefetch(&sets[rooted.parent[ahead]]);
+      __builtin_prefetch(&sets[rooted.child[ahead]], 1);
+    }
+    const int32_t e = int32_t(order[k]);
     int32_t r = rooted.parent[e];
     while (sets[r].parent >= 0) {  // find with path halving
       const int32_t up = sets[r].parent;
@@ -95,10 +102,9 @@ void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch
     const int32_t c = rooted.child[e];
     SetRecord& top = sets[r];
     SetRecord& below = sets[c];
-    out.start.push_back(top.head);
-    out.mid.push_back(below.head);
-    out.end.push_back(below.size);
-    out.affinity.push_back(affinity);
+    out.start[k] = top.head;
+    out.mid[k] = below.head;
+    out.end[k] = below.size;
     s.next[top.tail] = below.head;
     top.tail = below.tail;
     top.size += below.size;
@@ -116,11 +122,34 @@ void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch
       out.leaf_at[p++] = v;
     }
   }
-  for (size_t m = 0; m < out.affinity.size(); ++m) {
+  for (int32_t m = 0; m < count; ++m) {
     out.start[m] = s.position[out.start[m]];
     out.mid[m] = s.position[out.mid[m]];
     out.end[m] += out.mid[m];
   }
+}
+
+// Builds the layout for one weight set (`s.weights`, aligned with the rows of
+// the tree): edges sorted by weight, joined until their affinity underflows to
+// 0 (that edge and every later one add nothing).
+void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch& s, MergeLayout& out) {
+  const int32_t num_edges = n - 1;
+  const float* w = s.weights.data();
+  bool sorted = true;
+  for (int32_t e = 1; e < num_edges && sorted; ++e) sorted = w[e - 1] <= w[e];
+  if (sorted) {
+    s.order.resize(num_edges);
+    std::iota(s.order.begin(), s.order.end(), 0);
+  } else {
+    stable_argsort_nonnegative(w, num_edges, s.order, s.sort_a, s.sort_b);
+  }
+  s.affinity.resize(num_edges);
+  edge_affinities(w, num_edges, float(inv_zeta2), s.affinity.data());
+  int32_t count = 0;
+  while (count < num_edges && s.affinity[s.order[count]] != 0.f) ++count;
+  join_in_order(rooted, n, s.order.data(), count, s, out);
+  out.affinity.resize(count);
+  for (int32_t m = 0; m < count; ++m) out.affinity[m] = s.affinity[s.order[m]];
 }
 
 // Propagates nc <= L-1 channels (pointers to N floats each) through a layout.
@@ -143,6 +172,13 @@ void propagate_block(const MergeLayout& lay, const float* const* in, float* cons
   }
   const int32_t num_merges = int32_t(lay.affinity.size());
   for (int32_t m = 0; m < num_merges; ++m) {
+    if (m + kPrefetchDistance < num_merges) {  // block bounds lie anywhere in the layout
+      const int32_t ahead = m + kPrefetchDistance;
+      for (const int32_t at : {lay.start[ahead], lay.mid[ahead], lay.end[ahead]}) {
+        __builtin_prefetch(P + size_t(at) * L);
+        __builtin_prefetch(D + size_t(at) * L, 1);
+      }
+    }
     const double affinity = lay.affinity[m];
     const size_t st = size_t(lay.start[m]) * L, md = size_t(lay.mid[m]) * L, en = size_t(lay.end[m]) * L;
     for (int c = 0; c < L; ++c) {
@@ -238,9 +274,73 @@ at::Tensor global_propagate(const at::Tensor& values_in, const std::optional<at:
   return args.output;
 }
 
+// The host half of the device path (apro.device_ops): the merge layouts of S
+// weight sets, given each one's tree edges sorted by weight on the device,
+// order (S, N-1) int64 (rows of tree[tree_index[s]]). Every edge is joined
+// (the device multiplies by the affinities, zeros included). Returns leaf_at
+// (S, N) and the merges' block bounds start, mid, end (S, N-1), as int64.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gp_layouts(const at::Tensor& order_in,
+                                                                      const at::Tensor& tree_in,
+                                                                      const at::Tensor& tree_index_in) {
+  TORCH_CHECK_VALUE(tree_in.dim() == 3 && tree_in.size(2) == 2, "gp_layouts: tree must be (B, N-1, 2), got ",
+                    tree_in.sizes());
+  const at::Tensor tree = tree_in.to(at::kLong).contiguous();
+  const at::Tensor order = order_in.to(at::kLong).contiguous();
+  const at::Tensor tree_index = tree_index_in.to(at::kLong).contiguous();
+  const int64_t batch = tree.size(0), num_edges = tree.size(1), sets = order.size(0);
+  TORCH_CHECK_VALUE(num_edges + 1 < (int64_t(1) << 31), "gp_layouts: at most 2^31-1 pixels per map");
+  const int32_t n = int32_t(num_edges + 1);
+  TORCH_CHECK_VALUE(order.dim() == 2 && order.size(1) == num_edges, "gp_layouts: order must be (S, ", num_edges,
+                    "), got ", order.sizes());
+  TORCH_CHECK_VALUE(tree_index.dim() == 1 && tree_index.size(0) == sets, "gp_layouts: tree_index must be (",
+                    sets, ",), got ", tree_index.sizes());
+  const int64_t* index = tree_index.data_ptr<int64_t>();
+  const int64_t* ord = order.data_ptr<int64_t>();
+  std::vector<char> used(batch, 0);
+  for (int64_t k = 0; k < sets; ++k) {
+    TORCH_CHECK_VALUE(index[k] >= 0 && index[k] < batch, "gp_layouts: tree_index[", k, "] = ", index[k],
+                      " is out of range [0, ", batch, ")");
+    used[index[k]] = 1;
+  }
+  // A permutation check per set: the joins below trust it.
+  for (int64_t k = 0; k < sets; ++k) {
+    std::vector<char> seen(num_edges, 0);
+    for (int64_t m = 0; m < num_edges; ++m) {
+      const int64_t e = ord[k * num_edges + m];
+      TORCH_CHECK_VALUE(e >= 0 && e < num_edges && !seen[e], "gp_layouts: order[", k,
+                        "] is not a permutation of the tree's ", num_edges, " edges");
+      seen[e] = 1;
+    }
+  }
+  std::vector<RootedTree> rooted(batch);
+  const int64_t* edges = tree.data_ptr<int64_t>();
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b)
+      if (used[b]) root_tree("gp_layouts", edges + b * 2 * num_edges, b, n, rooted[b]);
+  });
+  const auto options = tree.options();
+  at::Tensor leaf_at = at::empty({sets, n}, options), start = at::empty({sets, num_edges}, options),
+             mid = at::empty({sets, num_edges}, options), end = at::empty({sets, num_edges}, options);
+  struct State {
+    Scratch scratch;
+    MergeLayout layout;
+  };
+  parallel_items<State>(sets, 1, [&](State& st, int64_t k) {
+    join_in_order(rooted[index[k]], n, ord + k * num_edges, int32_t(num_edges), st.scratch, st.layout);
+    std::copy(st.layout.leaf_at.begin(), st.layout.leaf_at.end(), leaf_at.data_ptr<int64_t>() + k * n);
+    std::copy(st.layout.start.begin(), st.layout.start.end(), start.data_ptr<int64_t>() + k * num_edges);
+    std::copy(st.layout.mid.begin(), st.layout.mid.end(), mid.data_ptr<int64_t>() + k * num_edges);
+    std::copy(st.layout.end.begin(), st.layout.end.end(), end.data_ptr<int64_t>() + k * num_edges);
+  });
+  return {leaf_at, start, mid, end};
+}
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(apro, CPU, m) { m.impl("global_propagate", &global_propagate); }
+TORCH_LIBRARY_IMPL(apro, CPU, m) {
+  m.impl("global_propagate", &global_propagate);
+  m.impl("gp_layouts", &gp_layouts);
+}
 
 }  // namespace cpu
 }  // namespace apro

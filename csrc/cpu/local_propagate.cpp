@@ -9,47 +9,70 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#include "grid.h"
 
 namespace apro {
 namespace cpu {
 namespace {
 
-// Normalised affinities of one (C, H, W) image: out[o][y][x] for offset o.
-void image_affinities(const float* image, int64_t channels, int64_t height, int64_t width, int64_t kernel,
-                      double zeta, float* out) {
-  const int64_t n = height * width, r = kernel / 2, kk = kernel * kernel;
-  const float inv_zeta2 = float(1.0 / (zeta * zeta));
-  std::vector<float> row(kk);
-  for (int64_t y = 0; y < height; ++y) {
-    for (int64_t x = 0; x < width; ++x) {
-      const int64_t i = y * width + x;
-      float sum = 0.f;
-      for (int64_t o = 0; o < kk; ++o) {
-        const int64_t yy = y + o / kernel - r, xx = x + o % kernel - r;
-        float a = 0.f;
-        if (yy >= 0 && yy < height && xx >= 0 && xx < width) {
-          const int64_t j = yy * width + xx;
-          float d = 0.f;
-          for (int64_t c = 0; c < channels; ++c) {
-            const float diff = image[c * n + i] - image[c * n + j];
-            d += diff * diff;
-          }
-          a = std::exp(-d * inv_zeta2);
-        }
-        row[o] = a;
-        sum += a;
-      }
-      for (int64_t o = 0; o < kk; ++o) out[o * n + i] = row[o] / sum;  // sum >= 1: the centre
+// Affinities of one row segment for one offset: a[x] = exp(-|I_i - I_j|^2 /
+// zeta^2) for the `len` pixels i = i0 + x and their neighbours j = j0 + x, and
+// sum[x] += a[x]. Distances are summed channel by channel in float, as
+// squared_distance does; loops over x so that they vectorise.
+__attribute__((target_clones("avx2", "default")))
+void affinity_segment(const float* image, int64_t channels, int64_t n, int64_t i0, int64_t j0, int64_t len,
+                      float inv_zeta2, float* d, float* a, float* sum) {
+  for (int64_t x = 0; x < len; ++x) d[x] = 0.f;
+  for (int64_t c = 0; c < channels; ++c) {
+    const float* pi = image + c * n + i0;
+    const float* pj = image + c * n + j0;
+    for (int64_t x = 0; x < len; ++x) {
+      const float diff = pi[x] - pj[x];
+      d[x] += diff * diff;
     }
+  }
+  for (int64_t x = 0; x < len; ++x) {
+    a[x] = exp_nonpositive(-d[x] * inv_zeta2);
+    sum[x] += a[x];
   }
 }
 
-// One output row of one plane: out[x] = mask[x] * sum_o w[o][x] * in[o][x].
-// 32 columns at a time in four vector accumulators that stay in registers over
-// all kernel offsets; compiled for AVX-512, AVX2 and baseline x86-64, picked at
-// load time. Plain multiply-add (no FMA), so every clone rounds alike.
+// Normalised affinities of one (C, H, W) image: out[o][y][x] for offset o, 0
+// where the neighbour falls off the image. Offset by offset over contiguous
+// row segments; the sum over offsets runs in offset order.
+void image_affinities(const float* image, int64_t channels, int64_t height, int64_t width, int64_t kernel,
+                      double zeta, float* out, float* sum, float* d) {
+  const int64_t n = height * width, r = kernel / 2;
+  const float inv_zeta2 = float(1.0 / (zeta * zeta));
+  std::fill_n(sum, n, 0.f);
+  for (int64_t dy = -r; dy <= r; ++dy) {
+    for (int64_t dx = -r; dx <= r; ++dx) {
+      float* plane = out + ((dy + r) * kernel + (dx + r)) * n;
+      const int64_t x_begin = std::max<int64_t>(0, -dx), x_end = std::min(width, width - dx);
+      for (int64_t y = std::max<int64_t>(0, -dy); y < std::min(height, height - dy); ++y) {
+        const int64_t i0 = y * width + x_begin;
+        affinity_segment(image, channels, n, i0, i0 + dy * width + dx, x_end - x_begin, inv_zeta2, d,
+                         plane + i0, sum + i0);
+      }
+    }
+  }
+  // every pixel's sum is >= 1: the centre
+  for (int64_t o = 0; o < kernel * kernel; ++o)
+    for (int64_t i = 0; i < n; ++i) out[o * n + i] /= sum[i];
+}
+
+// One output row of G planes of the same image, which share the affinities:
+// out_g[x] = mask_g[x] * sum_o w[o][x] * in_g[x + in_offset[o]], where plane
+// g's input row starts at in + g * plane_stride and its output row at
+// out + g * plane_stride. 8 columns at a time with the G accumulators in
+// registers: each affinity vector is loaded once for G planes. The sum runs
+// over the offsets in order, plain multiply-add (no FMA), so every clone and
+// every G rounds alike. Compiled for AVX-512, AVX2 and baseline x86-64, picked
+// at load time.
 typedef float f32x8 __attribute__((vector_size(32)));
 
 inline f32x8 load8(const float* p) {
@@ -58,35 +81,47 @@ inline f32x8 load8(const float* p) {
   return v;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void propagate_row(const float* const* w, const float* const* in, const float* mask, float* out, int64_t width,
-                   int64_t kk) {
+template <int G>
+__attribute__((always_inline)) inline void propagate_rows(const float* const* w, const float* in,
+                                                          const int64_t* in_offset, const float* const* mask,
+                                                          float* out, int64_t plane_stride, int64_t width,
+                                                          int64_t kk) {
   int64_t x0 = 0;
-  for (; x0 + 32 <= width; x0 += 32) {
-    f32x8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  for (; x0 + 8 <= width; x0 += 8) {
+    f32x8 acc[G] = {};
     for (int64_t o = 0; o < kk; ++o) {
-      const float* wo = w[o] + x0;
-      const float* io = in[o] + x0;
-      a0 += load8(wo) * load8(io);
-      a1 += load8(wo + 8) * load8(io + 8);
-      a2 += load8(wo + 16) * load8(io + 16);
-      a3 += load8(wo + 24) * load8(io + 24);
+      const f32x8 wv = load8(w[o] + x0);
+      const float* src = in + in_offset[o] + x0;
+      for (int g = 0; g < G; ++g) acc[g] += wv * load8(src + g * plane_stride);
     }
-    if (mask != nullptr) {
-      a0 *= load8(mask + x0);
-      a1 *= load8(mask + x0 + 8);
-      a2 *= load8(mask + x0 + 16);
-      a3 *= load8(mask + x0 + 24);
+    for (int g = 0; g < G; ++g) {
+      if (mask[g] != nullptr) acc[g] *= load8(mask[g] + x0);
+      std::memcpy(out + g * plane_stride + x0, &acc[g], sizeof(acc[g]));
     }
-    std::memcpy(out + x0, &a0, sizeof(a0));
-    std::memcpy(out + x0 + 8, &a1, sizeof(a1));
-    std::memcpy(out + x0 + 16, &a2, sizeof(a2));
-    std::memcpy(out + x0 + 24, &a3, sizeof(a3));
   }
   for (; x0 < width; ++x0) {
-    float acc = 0.f;
-    for (int64_t o = 0; o < kk; ++o) acc += w[o][x0] * in[o][x0];
-    out[x0] = mask != nullptr ? acc * mask[x0] : acc;
+    for (int g = 0; g < G; ++g) {
+      float acc = 0.f;
+      for (int64_t o = 0; o < kk; ++o) acc += w[o][x0] * in[g * plane_stride + in_offset[o] + x0];
+      out[g * plane_stride + x0] = mask[g] != nullptr ? acc * mask[g][x0] : acc;
+    }
+  }
+}
+
+constexpr int kMaxPlanesPerRow = 8;
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void propagate_row_group(int group, const float* const* w, const float* in, const int64_t* in_offset,
+                         const float* const* mask, float* out, int64_t plane_stride, int64_t width, int64_t kk) {
+  switch (group) {
+    case 1: return propagate_rows<1>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 2: return propagate_rows<2>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 3: return propagate_rows<3>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 4: return propagate_rows<4>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 5: return propagate_rows<5>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 6: return propagate_rows<6>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 7: return propagate_rows<7>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    default: return propagate_rows<8>(w, in, in_offset, mask, out, plane_stride, width, kk);
   }
 }
 
@@ -126,8 +161,10 @@ at::Tensor local_propagate(const at::Tensor& image_in, const at::Tensor& values_
   float* aff = affinity.data_ptr<float>();
   const float* img = image.data_ptr<float>();
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    const FlushDenormals flush;
+    std::vector<float> sum(n), d(W);
     for (int64_t b = begin; b < end; ++b)
-      if (used[b]) image_affinities(img + b * ci * n, ci, H, W, kernel, zeta, aff + b * kk * n);
+      if (used[b]) image_affinities(img + b * ci * n, ci, H, W, kernel, zeta, aff + b * kk * n, sum.data(), d.data());
   });
 
   // Planes ordered by image so that consecutive planes reuse the same affinity rows.
@@ -155,20 +192,29 @@ at::Tensor local_propagate(const at::Tensor& image_in, const at::Tensor& values_
       }
   });
 
+  // Runs of at most kMaxPlanesPerRow consecutive planes of one image (they share the affinities).
+  std::vector<int64_t> group_start;
+  for (int64_t p = 0; p < num_planes; ++p)
+    if (p == 0 || index[planes[p] / C] != index[planes[p - 1] / C] || p - group_start.back() == kMaxPlanesPerRow)
+      group_start.push_back(p);
+  group_start.push_back(num_planes);
+  std::vector<int64_t> in_offset(kk);  // offset o's neighbour in a padded plane (no division in the loops)
+  for (int64_t o = 0; o < kk; ++o) in_offset[o] = (o / kernel) * Wp + o % kernel;
   float* cur = buf_a.data();
   float* nxt = buf_b.data();
   for (int64_t it = 0; it < iterations; ++it) {
     at::parallel_for(0, H, row_grain, [&](int64_t y_begin, int64_t y_end) {
-      std::vector<const float*> w(kk), in(kk);
+      const FlushDenormals flush;
+      std::vector<const float*> w(kk);
+      const float* masks[kMaxPlanesPerRow];
       for (int64_t y = y_begin; y < y_end; ++y) {
-        for (int64_t p = 0; p < num_planes; ++p) {
-          const int64_t b = index[planes[p] / C];
-          for (int64_t o = 0; o < kk; ++o) {
-            w[o] = aff + (b * kk + o) * n + y * W;
-            in[o] = cur + p * plane_size + (y + o / kernel) * Wp + (o % kernel);
-          }
-          float* dst = nxt + p * plane_size + (y + r) * Wp + r;
-          propagate_row(w.data(), in.data(), mask_row(p, y), dst, W, kk);
+        for (size_t g = 0; g + 1 < group_start.size(); ++g) {
+          const int64_t p = group_start[g], count = group_start[g + 1] - p;
+          const float* w_row = aff + index[planes[p] / C] * kk * n + y * W;
+          for (int64_t o = 0; o < kk; ++o) w[o] = w_row + o * n;
+          for (int64_t q = 0; q < count; ++q) masks[q] = mask_row(p + q, y);
+          propagate_row_group(int(count), w.data(), cur + p * plane_size + y * Wp, in_offset.data(), masks,
+                              nxt + p * plane_size + (y + r) * Wp + r, plane_size, W, kk);
         }
       }
     });

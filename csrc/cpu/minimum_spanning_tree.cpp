@@ -14,19 +14,19 @@ namespace apro {
 namespace cpu {
 namespace {
 
-// Kruskal on one image's grid-edge costs; writes H*W-1 (u, v) rows to `out`.
-void kruskal(const float* costs, const Grid& grid, int64_t* out) {
+// Kruskal's joins on one image, grid edges visited in `order` (ascending
+// cost); writes the accepted (u, v) rows to `out` and returns their number
+// (H*W-1 when `order` lists every grid edge).
+template <typename Index>
+int64_t kruskal_in_order(const Index* order, const Grid& grid, int64_t* out) {
   const int64_t n = grid.num_vertices();
-  if (n <= 1) return;
-  std::vector<int32_t> order;
-  std::vector<uint64_t> buf_a, buf_b;
-  stable_argsort_nonnegative(costs, int32_t(grid.num_edges()), order, buf_a, buf_b);
+  if (n <= 1) return 0;
   DisjointSets sets;
   sets.reset(int32_t(n));
   int64_t accepted = 0;
-  for (const int32_t e : order) {
+  for (int64_t k = 0; k < grid.num_edges(); ++k) {
     int64_t u, v;
-    grid.endpoints(e, &u, &v);
+    grid.endpoints(int64_t(order[k]), &u, &v);
     const int32_t ru = sets.find(int32_t(u)), rv = sets.find(int32_t(v));
     if (ru == rv) continue;
     sets.unite_roots(ru, rv);
@@ -34,6 +34,16 @@ void kruskal(const float* costs, const Grid& grid, int64_t* out) {
     out[2 * accepted + 1] = v;
     if (++accepted == n - 1) break;
   }
+  return accepted;
+}
+
+// Kruskal on one image's grid-edge costs.
+void kruskal(const float* costs, const Grid& grid, int64_t* out) {
+  if (grid.num_vertices() <= 1) return;
+  std::vector<int32_t> order;
+  std::vector<uint64_t> buf_a, buf_b;
+  stable_argsort_nonnegative(costs, int32_t(grid.num_edges()), order, buf_a, buf_b);
+  kruskal_in_order(order.data(), grid, out);
 }
 
 at::Tensor mst_from_costs(const at::Tensor& costs, const Grid& grid) {
@@ -81,9 +91,38 @@ at::Tensor minimum_spanning_tree_from_weights(const at::Tensor& weights_in, int6
   return mst_from_costs(weights, grid);
 }
 
+// The host half of the device path (apro.device_ops): Kruskal's joins given
+// each image's grid edges already sorted by cost on the device, (B, E) int64.
+at::Tensor kruskal_from_order(const at::Tensor& order_in, int64_t height, int64_t width) {
+  TORCH_CHECK_VALUE(height >= 1 && width >= 1, "kruskal_from_order: height and width must be >= 1");
+  const Grid grid{height, width};
+  TORCH_CHECK_VALUE(order_in.dim() == 2 && order_in.size(1) == grid.num_edges(),
+                    "kruskal_from_order: order must be (B, H*(W-1) + (H-1)*W) = (B, ", grid.num_edges(), "), got ",
+                    order_in.sizes());
+  const at::Tensor order = order_in.to(at::kLong).contiguous();
+  TORCH_CHECK_VALUE(order.numel() == 0 || (order.min().item<int64_t>() >= 0 &&
+                                           order.max().item<int64_t>() < grid.num_edges()),
+                    "kruskal_from_order: edge indices must lie in [0, ", grid.num_edges(), ")");
+  const int64_t batch = order.size(0), n = grid.num_vertices(), num_edges = grid.num_edges();
+  at::Tensor tree = at::empty({batch, std::max<int64_t>(n - 1, 0), 2}, order.options());
+  const int64_t* order_ptr = order.data_ptr<int64_t>();
+  int64_t* tree_ptr = tree.data_ptr<int64_t>();
+  std::vector<int64_t> accepted(batch);
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b)
+      accepted[b] = kruskal_in_order(order_ptr + b * num_edges, grid, tree_ptr + b * 2 * (n - 1));
+  });
+  for (int64_t b = 0; b < batch; ++b)
+    TORCH_CHECK_VALUE(n <= 1 || accepted[b] == n - 1, "kruskal_from_order: order[", b,
+                      "] is not a permutation of the grid edges (the tree got ", accepted[b], " of ", n - 1,
+                      " edges)");
+  return tree;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(apro, CPU, m) {
+  m.impl("kruskal_from_order", &kruskal_from_order);
   m.impl("minimum_spanning_tree", &minimum_spanning_tree);
   m.impl("minimum_spanning_tree_from_weights", &minimum_spanning_tree_from_weights);
 }

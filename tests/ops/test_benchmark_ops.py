@@ -15,12 +15,14 @@ def test_benchmark_writes_table(tmp_path):
                                  "--repeats", "1"])
     assert status == 0
     rows = list(csv.DictReader(out.open()))
-    assert [r["measure"].split()[0] for r in rows] == ["GP", "LP", "LP", "LP", "Tree", "Tree", "Tree"]
-    for row in rows[:2] + rows[4:6]:  # timings
+    assert [r["measure"].split()[0] for r in rows] == ["GP"] * 4 + ["LP"] * 3 + ["Tree"] * 3
+    assert [r["measure"].split(":")[1].split("/")[0].strip() for r in rows[1:4]] == ["tree", "pass 1", "pass 2"]
+    for row in rows[:5] + rows[7:9]:  # timings
         assert float(row["ours"]) > 0 and float(row["baseline"]) > 0
-    assert float(rows[2]["baseline"]) >= 0 and float(rows[2]["ours"]) >= 0  # peak memory, MiB
+    assert float(rows[5]["baseline"]) >= 0 and float(rows[5]["ours"]) >= 0  # peak memory, MiB
     # The fast LP and the original unfold formulation agree on the workload, and so do the
     # compiled tree filter and its numpy version.
-    assert rows[3]["met"] == "True"
     assert rows[6]["met"] == "True"
+    assert rows[9]["met"] == "True"
+    assert all(("AVX2" in r["machine"]) != ("AVX-512" in r["machine"]) for r in rows)  # the machine kind
     assert not list(out.parent.glob("*.tmp"))  # written atomically, no leftovers

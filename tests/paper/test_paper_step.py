@@ -52,3 +52,21 @@ def test_one_iteration_of_a_shrunk_config_on_cpu_and_the_table(tmp_path, benchma
 def test_unknown_config_name_lists_the_known_ones(benchmark_script):
     with pytest.raises(SystemExit, match="nope not among the paper entries.*solov2_r50_voc"):
         benchmark_script("paper_step").run(["nope"], 1, 0, None)
+
+
+def test_apro_share_of_a_shrunk_step_on_cpu(tmp_path, benchmark_script, shrink_paper_config):
+    """The profiled step finds GP, LP and the tree in the SOLOv2 step, and none without the terms."""
+    import torch
+
+    ps = benchmark_script("paper_step")
+    cfg = shrink_paper_config(_cfg("solov2_r50_voc"))
+    with_terms = ps.measure(cfg, (64, 64), batch=2, iters=1, warmup=0, device=torch.device("cpu"), op_shares=True)
+    assert with_terms["gp_s"] > 0 and with_terms["lp_s"] > 0 and with_terms["tree_s"] > 0
+    assert with_terms["gp_s"] + with_terms["lp_s"] + with_terms["tree_s"] < with_terms["profiled_s"]
+    plain = ps.measure(ps.without_apro_terms(cfg), (64, 64), batch=2, iters=1, warmup=0,
+                       device=torch.device("cpu"), op_shares=True)
+    assert plain["gp_s"] == plain["lp_s"] == plain["tree_s"] == 0.0
+    row = ps.share_columns({"sec_per_iter": 1.2, "profiled_s": 2.0, "gp_s": 0.1, "lp_s": 0.3, "tree_s": 0.05,
+                            "tree_filter_s": 0.0}, 1.0)
+    assert row == {"sec_per_iter_without_apro": 1.0, "apro_added_pct": 20.0, "gp_pct": 5.0, "lp_pct": 15.0,
+                   "tree_pct": 2.5}
