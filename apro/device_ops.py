@@ -58,6 +58,14 @@ def minimum_spanning_tree(guide: torch.Tensor) -> torch.Tensor:
     return minimum_spanning_tree_from_weights(grid_edge_costs(guide), *guide.shape[-2:])
 
 
+def _compact(index: torch.Tensor, num_images: int):
+    """The images that have value maps (ascending) and each map's position among them."""
+    used = torch.unique(index)
+    slot = torch.full((num_images,), -1, dtype=torch.int64, device=index.device)
+    slot[used] = torch.arange(used.numel(), device=index.device)
+    return used, slot[index]
+
+
 def _tree_edge_costs(data: torch.Tensor, tree: torch.Tensor) -> torch.Tensor:
     """``data`` (S, C, N), ``tree`` (S, N-1, 2) -> (S, N-1) squared distances along the tree edges."""
     channels = data.shape[1]
@@ -86,10 +94,7 @@ def global_propagate(values: torch.Tensor, guide: Optional[torch.Tensor], tree: 
     index = image_index.to(device)
     flat = values.reshape(maps, channels, n)
     if guide is not None:  # one layout per image, shared by its maps
-        used = torch.unique(index)
-        layout_index = torch.full((tree.shape[0],), -1, dtype=torch.int64, device=device)
-        layout_index[used] = torch.arange(used.numel(), device=device)
-        layout_of_map = layout_index[index]
+        used, layout_of_map = _compact(index, tree.shape[0])
         weights = _tree_edge_costs(guide.reshape(guide.shape[0], guide.shape[1], n)[used], tree[used])
         tree_of_layout = used
     else:
@@ -137,7 +142,7 @@ def local_propagate(image: torch.Tensor, values: torch.Tensor, mask: Optional[to
     height, width = values.shape[-2:]
     r, k = kernel_size // 2, kernel_size
     index = image_index.to(device)
-    used = torch.unique(index)
+    used, of_map = _compact(index, image.shape[0])
     guide = image[used]
     padded_guide = F.pad(guide, (r, r, r, r))
     inside = F.pad(torch.ones_like(guide[:, :1, :, :]), (r, r, r, r))[:, 0]
@@ -151,9 +156,6 @@ def local_propagate(image: torch.Tensor, values: torch.Tensor, mask: Optional[to
     total = torch.zeros_like(affinity[0])
     for a in affinity:
         total = total + a
-    slot = torch.full((image.shape[0],), -1, dtype=torch.int64, device=device)
-    slot[used] = torch.arange(used.numel(), device=device)
-    of_map = slot[index]
     weights = [(a / total)[of_map].unsqueeze(1) for a in affinity]  # (K, 1, H, W) each
 
     m = None if mask is None else mask.unsqueeze(1).to(values.dtype)

@@ -12,7 +12,8 @@ return the input dtype.
 """
 from __future__ import annotations
 
-from typing import Optional
+from types import MappingProxyType
+from typing import Mapping, Optional
 
 import torch
 
@@ -87,6 +88,21 @@ def _check_hw(name: str, tensor: torch.Tensor, height: int, width: int) -> None:
         )
 
 
+#: short name -> the profiler label of the op's calls (set by :func:`_run`)
+PROFILER_LABELS: Mapping[str, str] = MappingProxyType({
+    "tree": "apro.minimum_spanning_tree", "gp": "apro.global_propagate", "lp": "apro.local_propagate",
+    "tree_filter": "apro.tree_filter"})
+
+
+def seconds_in_ops(prof) -> dict:
+    """Seconds a finished ``torch.profiler.profile`` spent in each op of :data:`PROFILER_LABELS`
+    (a label's calls never nest). Calls that reached ``torch.ops.apro`` without these wrappers
+    (code older than the labels) count by the compiled op's own ``apro::`` event."""
+    totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
+    return {op: totals.get(label, totals.get(label.replace("apro.", "apro::"), 0.0))
+            for op, label in PROFILER_LABELS.items()}
+
+
 def implementation(op, device: torch.device) -> str:
     """How ``op`` runs on ``device``: ``compiled`` (a kernel of ``apro._C``),
     ``torch`` (:mod:`apro.device_ops`, on the device) or ``host`` (the CPU kernel
@@ -102,7 +118,7 @@ def _run(op, device: torch.device, *args):
     profiler (benchmarks/paper_step.py --apro-share adds up these labels)."""
     name = op._schema.name.split("::")[1]
     how = implementation(op, device)
-    with torch.profiler.record_function(f"apro.{name}"):
+    with torch.profiler.record_function(f"apro.{name}"):  # the labels of PROFILER_LABELS
         if how == "host":
             args = [a.cpu() if isinstance(a, torch.Tensor) else a for a in args]
             return op(*args).to(device)

@@ -10,8 +10,9 @@ does (config, data, labels; random initial weights: a step costs the same from s
 mmengine's ``train_step``: data loading, forward, losses, backward, optimiser), then profiles
 ``--profiled`` more for the share of the spanning tree, GP, LP and the tree filter (the ``apro.*``
 labels of :mod:`apro.ops`, or the compiled ops' own ``apro::*`` events in older code). The shares
-are the robust figure on a noisy machine: both parts of each ratio come from the same steps. Needs the demo data (``snakemake --cores 2 --config suite=demo`` makes
-it, or ``apro make-data`` / ``apro make-sparse-labels``). Writes ``--out`` and ``<out>.md``.
+are the robust figure on a noisy machine: both parts of each ratio come from the same steps.
+Needs the demo data (``snakemake --cores 2 --config suite=demo`` makes it, or ``apro make-data``
+/ ``apro make-sparse-labels``). Writes ``--out`` and ``<out>.md``.
 """
 from __future__ import annotations
 
@@ -31,9 +32,8 @@ if str(ROOT) not in sys.path:
 from apro import registry as reg  # noqa: E402
 from apro import runs  # noqa: E402
 from apro.io import write_text_atomic  # noqa: E402
+from apro.ops import PROFILER_LABELS, seconds_in_ops  # noqa: E402
 
-OPS = {"tree": "apro.minimum_spanning_tree", "gp": "apro.global_propagate", "lp": "apro.local_propagate",
-       "tree_filter": "apro.tree_filter"}
 COLUMNS = ["experiment", "threads", "sec_per_iter", "tree_pct", "gp_pct", "lp_pct", "tree_filter_pct", "machine"]
 
 
@@ -66,11 +66,8 @@ def measure(experiment: str, iters: int, warmup: int, profiled: int, suite: str 
         seconds = statistics.median(step() for _ in range(iters))
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             wall = sum(step() for _ in range(profiled))
-    totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}
     row = {"sec_per_iter": seconds}
-    # apro.ops labels each call; code without the labels still shows the compiled op's own event
-    spent = {op: totals.get(label, totals.get(label.replace("apro.", "apro::"), 0.0)) for op, label in OPS.items()}
-    row.update({f"{op}_pct": 100.0 * spent_s / wall for op, spent_s in spent.items()})
+    row.update({f"{op}_pct": 100.0 * spent / wall for op, spent in seconds_in_ops(prof).items()})
     return row
 
 
@@ -82,7 +79,7 @@ def run(experiments: Sequence[str], iters: int, warmup: int, profiled: int, thre
     for name in experiments:
         print(f"{name}: {warmup} + {iters} iterations, {profiled} profiled, {threads} thread(s)", flush=True)
         m = measure(name, iters, warmup, profiled)
-        print(f"  {m['sec_per_iter']:.3f} s/iter; " + ", ".join(f"{op} {m[op + '_pct']:.1f}%" for op in OPS),
+        print(f"  {m['sec_per_iter']:.3f} s/iter; " + ", ".join(f"{op} {m[op + '_pct']:.1f}%" for op in PROFILER_LABELS),
               flush=True)
         rows.append({"experiment": name, "threads": threads, "machine": kind,
                      **{k: round(v, 4 if k == "sec_per_iter" else 1) for k, v in m.items()}})

@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 from apro import registry as reg  # noqa: E402
 from apro.io import write_text_atomic  # noqa: E402
+from apro.ops import seconds_in_ops  # noqa: E402
 
 COLUMNS = ["experiment", "config", "device", "image_hw", "batch_per_gpu", "gpus", "sec_per_iter",
            "peak_mem_mib", "max_iters", "projected_gpu_hours"]
@@ -79,11 +80,6 @@ def _peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-#: the profiler labels of apro.ops (one per op; apro.ops._run sets them)
-APRO_OPS = {"tree": "apro.minimum_spanning_tree", "gp": "apro.global_propagate", "lp": "apro.local_propagate",
-            "tree_filter": "apro.tree_filter"}
-
-
 def without_apro_terms(cfg):
     """A copy of ``cfg`` whose head has no GP and no LP loss (the step the APro terms are added to)."""
     cfg = cfg.copy()
@@ -99,7 +95,7 @@ def measure(cfg, image_hw: Tuple[int, int], batch: int, iters: int, warmup: int,
 
     With ``op_shares``, one more iteration runs under torch's profiler and the result
     also holds ``<op>_s``: the seconds of that iteration spent in each APro op
-    (:data:`APRO_OPS`, wall time of its ``apro.*`` label), and ``profiled_s``: the
+    (:data:`apro.ops.PROFILER_LABELS`, wall time of its ``apro.*`` label), and ``profiled_s``: the
     iteration's own seconds."""
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
@@ -147,10 +143,10 @@ def measure(cfg, image_hw: Tuple[int, int], batch: int, iters: int, warmup: int,
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             result["profiled_s"] = step()
-        totals = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages()}  # a label's events never nest
-        result.update({f"{op}_s": totals.get(label, 0.0) for op, label in APRO_OPS.items()})
+        spent = seconds_in_ops(prof)
+        result.update({f"{op}_s": seconds for op, seconds in spent.items()})
         print(f"  profiled iteration: {result['profiled_s']:.3f} s, "
-              + ", ".join(f"{op} {result[op + '_s']:.3f} s" for op in APRO_OPS), flush=True)
+              + ", ".join(f"{op} {seconds:.3f} s" for op, seconds in spent.items()), flush=True)
     return result
 
 
