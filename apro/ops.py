@@ -39,7 +39,10 @@ def _float_input(tensor: torch.Tensor, name: str, dims: tuple[int, ...], integer
         raise TypeError(f"{name} must be a floating-point tensor, got {tensor.dtype}"
                         + ("" if tensor.is_complex() else " (convert images to float, e.g. scaled to [0, 1])"))
     tensor = tensor.detach()
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    # The sum is finite unless an element is NaN/Inf or the sum overflows: one
+    # reduction instead of isfinite's three passes, the full check only then.
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor.sum())) \
+            and not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     return tensor.to(torch.float32).contiguous()
 

@@ -7,7 +7,10 @@
 // Laying the leaves out in merge order makes every block a contiguous range:
 // block sums come from prefix sums, the additions go into a difference array,
 // and one sequential union-find pass per weight set serves all channels that
-// share it (all value maps of an image in the image-guided pass).
+// share it (all value maps of an image in the image-guided pass). A weight set
+// that serves at most one block of channels (a self-guided map, or an image
+// with a single map) needs no layout: the union-find carries the block sums
+// and the additions itself (propagate_joined).
 // Edges whose affinity underflows to 0 add nothing: the pass stops there. The
 // normaliser is propagated alongside the values as a channel of ones.
 #include <ATen/ATen.h>
@@ -59,6 +62,25 @@ void edge_affinities(const float* w, int32_t num_edges, float inv_zeta2, float* 
   for (int32_t e = 0; e < num_edges; ++e) affinity[e] = exp_nonpositive(-w[e] * inv_zeta2);
 }
 
+// Edges come in weight order, so their vertices are scattered over the grid:
+// the union-find loops fetch the records of the edges ahead of join k (the
+// child is a set root when its edge joins; the parent is the first step of
+// its find).
+template <typename Index, typename Record>
+inline void prefetch_join(const RootedTree& rooted, const Index* order, int32_t k, int32_t count,
+                          const Record* sets) {
+  if (k + 2 * kPrefetchDistance < count) {
+    const int32_t ahead = int32_t(order[k + 2 * kPrefetchDistance]);
+    __builtin_prefetch(&rooted.parent[ahead]);
+    __builtin_prefetch(&rooted.child[ahead]);
+  }
+  if (k + kPrefetchDistance < count) {
+    const int32_t ahead = int32_t(order[k + kPrefetchDistance]);
+    __builtin_prefetch(&sets[rooted.parent[ahead]], 1);
+    __builtin_prefetch(&sets[rooted.child[ahead]], 1);
+  }
+}
+
 // Joins the tree edges order[0..count) in that order (ascending weight) and
 // lays the leaves out so that every set ever formed is contiguous. Joining edge
 // e attaches the child's set, whose root is the child itself, below its
@@ -79,19 +101,7 @@ void join_in_order(const RootedTree& rooted, int32_t n, const Index* order, int3
   out.mid.resize(count);
   out.end.resize(count);
   for (int32_t k = 0; k < count; ++k) {
-    // Edges come in weight order, so their vertices are scattered over the
-    // grid: fetch the records of edges ahead (the child is a set root when its
-    // edge joins; the parent is the first step of its find).
-    if (k + 2 * kPrefetchDistance < count) {
-      const int32_t ahead = int32_t(order[k + 2 * kPrefetchDistance]);
-      __builtin_prefetch(&rooted.parent[ahead]);
-      __builtin_prefetch(&rooted.child[ahead]);
-    }
-    if (k + kPrefetchDistance < count) {
-      const int32_t ahead = int32_t(order[k + kPrefetchDistance]);
-      __builtin_prefetch(&sets[rooted.parent[ahead]]);
-      __builtin_prefetch(&sets[rooted.child[ahead]], 1);
-    }
+    prefetch_join(rooted, order, k, count, sets);
     const int32_t e = int32_t(order[k]);
     int32_t r = rooted.parent[e];
     while (sets[r].parent >= 0) {  // find with path halving
@@ -129,10 +139,11 @@ void join_in_order(const RootedTree& rooted, int32_t n, const Index* order, int3
   }
 }
 
-// Builds the layout for one weight set (`s.weights`, aligned with the rows of
-// the tree): edges sorted by weight, joined until their affinity underflows to
-// 0 (that edge and every later one add nothing).
-void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch& s, MergeLayout& out) {
+// Sorts the edges of one weight set (`s.weights`, aligned with the rows of the
+// tree) into s.order and fills s.affinity. Returns how many edges to join: the
+// edges up to the first whose affinity underflows to 0 (that edge and every
+// later one add nothing).
+int32_t sort_and_weigh(int32_t n, double inv_zeta2, Scratch& s) {
   const int32_t num_edges = n - 1;
   const float* w = s.weights.data();
   bool sorted = true;
@@ -147,6 +158,12 @@ void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch
   edge_affinities(w, num_edges, float(inv_zeta2), s.affinity.data());
   int32_t count = 0;
   while (count < num_edges && s.affinity[s.order[count]] != 0.f) ++count;
+  return count;
+}
+
+// Builds the layout for one weight set, shared by all channels it weights.
+void build_layout(const RootedTree& rooted, int32_t n, double inv_zeta2, Scratch& s, MergeLayout& out) {
+  const int32_t count = sort_and_weigh(n, inv_zeta2, s);
   join_in_order(rooted, n, s.order.data(), count, s, out);
   out.affinity.resize(count);
   for (int32_t m = 0; m < count; ++m) out.affinity[m] = s.affinity[s.order[m]];
@@ -217,6 +234,104 @@ void propagate_channels(const MergeLayout& lay, const float* const* in, float* c
   }
 }
 
+// Union-find record of the one-pass propagation below: the parent (-1 at a
+// set's root), at a root the set's size and channel sums, and in every record
+// the additions owed to all of the vertex's set, relative to its parent's
+// (absolute at a root). Lane L-1 is the normaliser.
+template <int L>
+struct SumRecord {
+  int32_t parent, size;
+  double sum[L - 1];
+  double owed[L];
+};
+
+// Propagates nc <= L-1 channels through the joins of s.order[0..count) in one
+// union-find pass, without a layout: a join adds s * sum_B to all of A and
+// s * sum_A to all of B, which is one addition at each set's root, and the
+// child's root, attached below, keeps what it was owed relative to its new
+// parent. Summing the owed additions up to the root (each vertex's parent is
+// attached later, so reverse join order reaches the parents first) gives every
+// vertex its total. This is what propagate_block computes from a layout, for
+// a weight set that serves one block of channels: it saves the layout's
+// scattered passes (list walk, prefix sums, difference array).
+template <int L>
+void propagate_joined(const RootedTree& rooted, int32_t n, int32_t count, const float* const* in,
+                      float* const* out, int nc, Scratch& s, std::vector<SumRecord<L>>& records) {
+  records.resize(n);
+  SumRecord<L>* sets = records.data();
+  for (int32_t i = 0; i < n; ++i) {
+    SumRecord<L>& rec = sets[i];
+    rec.parent = -1;
+    rec.size = 1;
+    for (int c = 0; c < L - 1; ++c) rec.sum[c] = c < nc ? double(in[c][i]) : 0.0;
+    for (int c = 0; c < L; ++c) rec.owed[c] = 0.0;
+  }
+  const int32_t* order = s.order.data();
+  const float* affinity = s.affinity.data();
+  for (int32_t k = 0; k < count; ++k) {
+    prefetch_join(rooted, order, k, count, sets);
+    const int32_t e = order[k];
+    int32_t r = rooted.parent[e];
+    while (sets[r].parent >= 0) {  // find with path halving, which moves r's owed sum up one level
+      const int32_t up = sets[r].parent;
+      if (sets[up].parent >= 0) {
+        for (int c = 0; c < L; ++c) sets[r].owed[c] += sets[up].owed[c];
+        sets[r].parent = sets[up].parent;
+        r = sets[r].parent;
+      } else {
+        r = up;
+      }
+    }
+    SumRecord<L>& top = sets[r];
+    SumRecord<L>& below = sets[rooted.child[e]];
+    const double a = affinity[e];
+    for (int c = 0; c < L - 1; ++c) {
+      const double to_top = a * below.sum[c], to_below = a * top.sum[c];
+      top.owed[c] += to_top;
+      below.owed[c] += to_below - top.owed[c];
+      top.sum[c] += below.sum[c];
+    }
+    top.owed[L - 1] += a * below.size;
+    below.owed[L - 1] += a * top.size - top.owed[L - 1];
+    top.size += below.size;
+    below.parent = r;
+  }
+  for (int32_t k = count - 1; k >= 0; --k) {
+    if (k >= kPrefetchDistance) __builtin_prefetch(&sets[rooted.child[order[k - kPrefetchDistance]]], 1);
+    SumRecord<L>& rec = sets[rooted.child[order[k]]];
+    const SumRecord<L>& up = sets[rec.parent];
+    for (int c = 0; c < L; ++c) rec.owed[c] += up.owed[c];
+  }
+  for (int32_t i = 0; i < n; ++i) {
+    const double inv_norm = 1.0 / (1.0 + sets[i].owed[L - 1]);
+    for (int c = 0; c < nc; ++c) out[c][i] = float((double(in[c][i]) + sets[i].owed[c]) * inv_norm);
+  }
+}
+
+// Working memory of the one-pass propagation and of a layout, per thread.
+struct WeightSetState {
+  Scratch scratch;
+  MergeLayout layout;
+  std::vector<SumRecord<2>> records2;
+  std::vector<SumRecord<4>> records4;
+  std::vector<SumRecord<8>> records8;
+  std::vector<const float*> in;
+  std::vector<float*> out;
+};
+
+// GP of the nc <= kMaxChannelsPerBlock channels that the weight set in
+// st.scratch.weights serves, in one union-find pass.
+void propagate_one_pass(const RootedTree& rooted, int32_t n, double inv_zeta2, const float* const* in,
+                        float* const* out, int nc, WeightSetState& st) {
+  const int32_t count = sort_and_weigh(n, inv_zeta2, st.scratch);
+  if (nc == 1)
+    propagate_joined<2>(rooted, n, count, in, out, nc, st.scratch, st.records2);
+  else if (nc <= 3)
+    propagate_joined<4>(rooted, n, count, in, out, nc, st.scratch, st.records4);
+  else
+    propagate_joined<8>(rooted, n, count, in, out, nc, st.scratch, st.records8);
+}
+
 at::Tensor global_propagate(const at::Tensor& values_in, const std::optional<at::Tensor>& guide_in,
                             const at::Tensor& tree_in, const at::Tensor& image_index_in, double zeta) {
   const TreeOpArgs args = tree_op_args("global_propagate", values_in, guide_in, tree_in, image_index_in, zeta);
@@ -231,23 +346,29 @@ at::Tensor global_propagate(const at::Tensor& values_in, const std::optional<at:
       if (args.used[b]) root_tree("global_propagate", args.tree_of(b), b, n, rooted[b]);
   });
 
+  // A weight set that serves one block of channels at most goes in one pass;
+  // one that serves more builds a layout once for all its blocks.
   if (args.guide.defined()) {
-    // Image-guided: one layout per image, shared by all channels of its maps.
+    // Image-guided: one weight set per image, shared by all channels of its maps.
     const int64_t cg = args.guide.size(1);
     const float* g = args.guide.data_ptr<float>();
     std::vector<std::vector<const float*>> in;
     std::vector<std::vector<float*>> out;
     args.channels_by_image(in, out);
     std::vector<MergeLayout> layouts(batch);
-    parallel_items<Scratch>(batch, 1, [&](Scratch& s, int64_t b) {
+    parallel_items<WeightSetState>(batch, 1, [&](WeightSetState& st, int64_t b) {
       if (!args.used[b]) return;
-      tree_weights(args.tree_of(b), n, g + b * cg * n, cg, s.weights);
-      build_layout(rooted[b], n, inv_zeta2, s, layouts[b]);
+      tree_weights(args.tree_of(b), n, g + b * cg * n, cg, st.scratch.weights);
+      if (in[b].size() <= size_t(kMaxChannelsPerBlock))
+        propagate_one_pass(rooted[b], n, inv_zeta2, in[b].data(), out[b].data(), int(in[b].size()), st);
+      else
+        build_layout(rooted[b], n, inv_zeta2, st.scratch, layouts[b]);
     });
-    // Channel blocks of all images as independent tasks.
+    // The channel blocks of the images with layouts, as independent tasks.
     std::vector<std::pair<int64_t, size_t>> tasks;
     for (int64_t b = 0; b < batch; ++b)
-      for (size_t first = 0; first < in[b].size(); first += kMaxChannelsPerBlock) tasks.emplace_back(b, first);
+      if (in[b].size() > size_t(kMaxChannelsPerBlock))
+        for (size_t first = 0; first < in[b].size(); first += kMaxChannelsPerBlock) tasks.emplace_back(b, first);
     const int64_t min_tasks = std::max<int64_t>(1, kMinPixelsPerTask / (n * kMaxChannelsPerBlock));
     parallel_items<Scratch>(int64_t(tasks.size()), min_tasks, [&](Scratch& s, int64_t t) {
       const auto [b, first] = tasks[t];
@@ -257,18 +378,16 @@ at::Tensor global_propagate(const at::Tensor& values_in, const std::optional<at:
   } else {
     // Self-guided: every value map weights its image's tree with its own channels.
     // Small maps go in groups so that a thread gets enough work to pay for itself.
-    struct MapState {
-      Scratch scratch;
-      MergeLayout layout;
-      std::vector<const float*> in;
-      std::vector<float*> out;
-    };
     const int64_t maps_per_task = std::max<int64_t>(1, kMinPixelsPerTask / (int64_t(n) * std::max<int64_t>(C, 1)));
-    parallel_items<MapState>(K, maps_per_task, [&](MapState& st, int64_t k) {
+    parallel_items<WeightSetState>(K, maps_per_task, [&](WeightSetState& st, int64_t k) {
       tree_weights(args.tree_of(index[k]), n, args.x + k * C * n, C, st.scratch.weights);
-      build_layout(rooted[index[k]], n, inv_zeta2, st.scratch, st.layout);
       args.channels_of_map(k, st.in, st.out);
-      propagate_channels(st.layout, st.in.data(), st.out.data(), C, st.scratch);
+      if (C <= kMaxChannelsPerBlock) {
+        propagate_one_pass(rooted[index[k]], n, inv_zeta2, st.in.data(), st.out.data(), int(C), st);
+      } else {
+        build_layout(rooted[index[k]], n, inv_zeta2, st.scratch, st.layout);
+        propagate_channels(st.layout, st.in.data(), st.out.data(), C, st.scratch);
+      }
     });
   }
   return args.output;

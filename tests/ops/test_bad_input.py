@@ -38,6 +38,14 @@ def test_nonfinite_gp(bad, where):
         global_propagate(values, guide, tree, 0.1)
 
 
+def test_huge_finite_values_are_accepted():
+    # Their sum overflows to inf: the NaN/Inf check must not stop at the sum.
+    guide, values, tree = _setup()
+    values[:] = 3e38
+    out = global_propagate(values, guide, tree, 0.1)
+    assert torch.isfinite(out).all()
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nonfinite_gp_self_guided(bad):
     _, values, tree = _setup()
