@@ -51,6 +51,7 @@ struct SetRecord {
 struct Scratch {
   std::vector<float> weights, affinity;
   std::vector<int32_t> order, next, position;
+  std::vector<int32_t> uf, joined_to;  // propagate_joined's
   std::vector<uint64_t> sort_a, sort_b;
   std::vector<double> prefix, diff;
   std::vector<SetRecord> sets;
@@ -234,13 +235,12 @@ void propagate_channels(const MergeLayout& lay, const float* const* in, float* c
   }
 }
 
-// Union-find record of the one-pass propagation below: the parent (-1 at a
-// set's root), at a root the set's size and channel sums, and in every record
-// the additions owed to all of the vertex's set, relative to its parent's
-// (absolute at a root). Lane L-1 is the normaliser.
+// Per-vertex sums of the one-pass propagation below: at a set's root the
+// set's channel sums; in every record the additions owed to all of the
+// vertex's set, relative to the root it was attached to (absolute at a root).
+// Lane L-1 is the normaliser.
 template <int L>
 struct SumRecord {
-  int32_t parent, size;
   double sum[L - 1];
   double owed[L];
 };
@@ -248,63 +248,67 @@ struct SumRecord {
 // Propagates nc <= L-1 channels through the joins of s.order[0..count) in one
 // union-find pass, without a layout: a join adds s * sum_B to all of A and
 // s * sum_A to all of B, which is one addition at each set's root, and the
-// child's root, attached below, keeps what it was owed relative to its new
-// parent. Summing the owed additions up to the root (each vertex's parent is
-// attached later, so reverse join order reaches the parents first) gives every
-// vertex its total. This is what propagate_block computes from a layout, for
-// a weight set that serves one block of channels: it saves the layout's
-// scattered passes (list walk, prefix sums, difference array).
+// child's root, attached below, keeps what it is owed relative to the root it
+// joins. Summing the owed additions along the attachments (each root is
+// attached later than the roots below it, so reverse join order reaches it
+// first) gives every vertex its total. This is what propagate_block computes
+// from a layout, for a weight set that serves one block of channels: it saves
+// the layout's scattered passes (list walk, prefix sums, difference array).
+// The finds run on a separate array of parents (4 bytes a vertex, which stays
+// in cache); only the two roots of a join touch the sums.
 template <int L>
 void propagate_joined(const RootedTree& rooted, int32_t n, int32_t count, const float* const* in,
                       float* const* out, int nc, Scratch& s, std::vector<SumRecord<L>>& records) {
   records.resize(n);
-  SumRecord<L>* sets = records.data();
+  SumRecord<L>* sums = records.data();
   for (int32_t i = 0; i < n; ++i) {
-    SumRecord<L>& rec = sets[i];
-    rec.parent = -1;
-    rec.size = 1;
-    for (int c = 0; c < L - 1; ++c) rec.sum[c] = c < nc ? double(in[c][i]) : 0.0;
-    for (int c = 0; c < L; ++c) rec.owed[c] = 0.0;
+    for (int c = 0; c < L - 1; ++c) sums[i].sum[c] = c < nc ? double(in[c][i]) : 0.0;
+    for (int c = 0; c < L; ++c) sums[i].owed[c] = 0.0;
   }
+  // uf: a vertex's parent, or minus its set's size at a root (the set's vertex
+  // nearest the tree root, so a joining child is a root); joined_to: the root
+  // that join k attached its child to.
+  s.uf.assign(n, -1);
+  s.joined_to.resize(count);
+  int32_t* uf = s.uf.data();
+  int32_t* joined_to = s.joined_to.data();
   const int32_t* order = s.order.data();
   const float* affinity = s.affinity.data();
   for (int32_t k = 0; k < count; ++k) {
-    prefetch_join(rooted, order, k, count, sets);
+    prefetch_join(rooted, order, k, count, uf);
+    if (k + kPrefetchDistance < count) __builtin_prefetch(&sums[rooted.child[order[k + kPrefetchDistance]]], 1);
     const int32_t e = order[k];
     int32_t r = rooted.parent[e];
-    while (sets[r].parent >= 0) {  // find with path halving, which moves r's owed sum up one level
-      const int32_t up = sets[r].parent;
-      if (sets[up].parent >= 0) {
-        for (int c = 0; c < L; ++c) sets[r].owed[c] += sets[up].owed[c];
-        sets[r].parent = sets[up].parent;
-        r = sets[r].parent;
-      } else {
-        r = up;
-      }
+    while (uf[r] >= 0) {  // find with path halving
+      const int32_t up = uf[r];
+      if (uf[up] >= 0) uf[r] = uf[up];
+      r = uf[up] >= 0 ? uf[r] : up;
     }
-    SumRecord<L>& top = sets[r];
-    SumRecord<L>& below = sets[rooted.child[e]];
-    const double a = affinity[e];
+    const int32_t child = rooted.child[e];
+    SumRecord<L>& top = sums[r];
+    SumRecord<L>& below = sums[child];
+    const double a = affinity[e], top_size = -uf[r], below_size = -uf[child];
     for (int c = 0; c < L - 1; ++c) {
       const double to_top = a * below.sum[c], to_below = a * top.sum[c];
       top.owed[c] += to_top;
       below.owed[c] += to_below - top.owed[c];
       top.sum[c] += below.sum[c];
     }
-    top.owed[L - 1] += a * below.size;
-    below.owed[L - 1] += a * top.size - top.owed[L - 1];
-    top.size += below.size;
-    below.parent = r;
+    top.owed[L - 1] += a * below_size;
+    below.owed[L - 1] += a * top_size - top.owed[L - 1];
+    uf[r] += uf[child];
+    uf[child] = r;
+    joined_to[k] = r;
   }
   for (int32_t k = count - 1; k >= 0; --k) {
-    if (k >= kPrefetchDistance) __builtin_prefetch(&sets[rooted.child[order[k - kPrefetchDistance]]], 1);
-    SumRecord<L>& rec = sets[rooted.child[order[k]]];
-    const SumRecord<L>& up = sets[rec.parent];
+    if (k >= kPrefetchDistance) __builtin_prefetch(&sums[rooted.child[order[k - kPrefetchDistance]]], 1);
+    SumRecord<L>& rec = sums[rooted.child[order[k]]];
+    const SumRecord<L>& up = sums[joined_to[k]];
     for (int c = 0; c < L; ++c) rec.owed[c] += up.owed[c];
   }
   for (int32_t i = 0; i < n; ++i) {
-    const double inv_norm = 1.0 / (1.0 + sets[i].owed[L - 1]);
-    for (int c = 0; c < nc; ++c) out[c][i] = float((double(in[c][i]) + sets[i].owed[c]) * inv_norm);
+    const double inv_norm = 1.0 / (1.0 + sums[i].owed[L - 1]);
+    for (int c = 0; c < nc; ++c) out[c][i] = float((double(in[c][i]) + sums[i].owed[c]) * inv_norm);
   }
 }
 
