@@ -18,6 +18,7 @@
 #include <torch/library.h>
 
 #include <tuple>
+#include <type_traits>
 
 #include "grid.h"
 #include "tree.h"
@@ -51,7 +52,8 @@ struct SetRecord {
 struct Scratch {
   std::vector<float> weights, affinity;
   std::vector<int32_t> order, next, position;
-  std::vector<int32_t> uf, joined_to;  // propagate_joined's
+  DisjointSets uf;                 // propagate_joined's
+  std::vector<int32_t> joined_to;  // propagate_joined's
   std::vector<uint64_t> sort_a, sort_b;
   std::vector<double> prefix, diff;
   std::vector<SetRecord> sets;
@@ -222,16 +224,23 @@ constexpr int64_t kMinPixelsPerTask = 1 << 15;
 // Block width for n channels: lanes for the values plus the normaliser lane.
 constexpr int kMaxChannelsPerBlock = 7;
 
+// Calls fn(std::integral_constant<int, L>) with the lanes of a block of
+// 1 <= nc <= kMaxChannelsPerBlock channels: 2, 4 or 8.
+template <typename Fn>
+void with_lanes(int nc, Fn&& fn) {
+  if (nc == 1)
+    fn(std::integral_constant<int, 2>{});
+  else if (nc <= 3)
+    fn(std::integral_constant<int, 4>{});
+  else
+    fn(std::integral_constant<int, 8>{});
+}
+
 void propagate_channels(const MergeLayout& lay, const float* const* in, float* const* out, int64_t count,
                         Scratch& s) {
   for (int64_t first = 0; first < count; first += kMaxChannelsPerBlock) {
     const int nc = int(std::min<int64_t>(kMaxChannelsPerBlock, count - first));
-    if (nc == 1)
-      propagate_block<2>(lay, in + first, out + first, nc, s);
-    else if (nc <= 3)
-      propagate_block<4>(lay, in + first, out + first, nc, s);
-    else
-      propagate_block<8>(lay, in + first, out + first, nc, s);
+    with_lanes(nc, [&](auto lanes) { propagate_block<lanes()>(lay, in + first, out + first, nc, s); });
   }
 }
 
@@ -265,29 +274,23 @@ void propagate_joined(const RootedTree& rooted, int32_t n, int32_t count, const 
     for (int c = 0; c < L - 1; ++c) sums[i].sum[c] = c < nc ? double(in[c][i]) : 0.0;
     for (int c = 0; c < L; ++c) sums[i].owed[c] = 0.0;
   }
-  // uf: a vertex's parent, or minus its set's size at a root (the set's vertex
-  // nearest the tree root, so a joining child is a root); joined_to: the root
-  // that join k attached its child to.
-  s.uf.assign(n, -1);
+  // A set's root is its vertex nearest the tree root, so a joining child is a
+  // root; joined_to: the root that join k attached its child to.
+  DisjointSets& uf = s.uf;
+  uf.reset(n);
   s.joined_to.resize(count);
-  int32_t* uf = s.uf.data();
   int32_t* joined_to = s.joined_to.data();
   const int32_t* order = s.order.data();
   const float* affinity = s.affinity.data();
   for (int32_t k = 0; k < count; ++k) {
-    prefetch_join(rooted, order, k, count, uf);
+    prefetch_join(rooted, order, k, count, uf.parent.data());
     if (k + kPrefetchDistance < count) __builtin_prefetch(&sums[rooted.child[order[k + kPrefetchDistance]]], 1);
     const int32_t e = order[k];
-    int32_t r = rooted.parent[e];
-    while (uf[r] >= 0) {  // find with path halving
-      const int32_t up = uf[r];
-      if (uf[up] >= 0) uf[r] = uf[up];
-      r = uf[up] >= 0 ? uf[r] : up;
-    }
+    const int32_t r = uf.find(rooted.parent[e]);
     const int32_t child = rooted.child[e];
     SumRecord<L>& top = sums[r];
     SumRecord<L>& below = sums[child];
-    const double a = affinity[e], top_size = -uf[r], below_size = -uf[child];
+    const double a = affinity[e], top_size = uf.size(r), below_size = uf.size(child);
     for (int c = 0; c < L - 1; ++c) {
       const double to_top = a * below.sum[c], to_below = a * top.sum[c];
       top.owed[c] += to_top;
@@ -296,8 +299,7 @@ void propagate_joined(const RootedTree& rooted, int32_t n, int32_t count, const 
     }
     top.owed[L - 1] += a * below_size;
     below.owed[L - 1] += a * top_size - top.owed[L - 1];
-    uf[r] += uf[child];
-    uf[child] = r;
+    uf.attach(r, child);
     joined_to[k] = r;
   }
   for (int32_t k = count - 1; k >= 0; --k) {
@@ -316,9 +318,7 @@ void propagate_joined(const RootedTree& rooted, int32_t n, int32_t count, const 
 struct WeightSetState {
   Scratch scratch;
   MergeLayout layout;
-  std::vector<SumRecord<2>> records2;
-  std::vector<SumRecord<4>> records4;
-  std::vector<SumRecord<8>> records8;
+  std::tuple<std::vector<SumRecord<2>>, std::vector<SumRecord<4>>, std::vector<SumRecord<8>>> records;
   std::vector<const float*> in;
   std::vector<float*> out;
 };
@@ -328,12 +328,10 @@ struct WeightSetState {
 void propagate_one_pass(const RootedTree& rooted, int32_t n, double inv_zeta2, const float* const* in,
                         float* const* out, int nc, WeightSetState& st) {
   const int32_t count = sort_and_weigh(n, inv_zeta2, st.scratch);
-  if (nc == 1)
-    propagate_joined<2>(rooted, n, count, in, out, nc, st.scratch, st.records2);
-  else if (nc <= 3)
-    propagate_joined<4>(rooted, n, count, in, out, nc, st.scratch, st.records4);
-  else
-    propagate_joined<8>(rooted, n, count, in, out, nc, st.scratch, st.records8);
+  with_lanes(nc, [&](auto lanes) {
+    constexpr int L = lanes();
+    propagate_joined<L>(rooted, n, count, in, out, nc, st.scratch, std::get<std::vector<SumRecord<L>>>(st.records));
+  });
 }
 
 at::Tensor global_propagate(const at::Tensor& values_in, const std::optional<at::Tensor>& guide_in,

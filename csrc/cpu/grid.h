@@ -155,6 +155,11 @@ struct DisjointSets {
     return x;
   }
   int32_t size(int32_t root) const { return -parent[root]; }
+  // Attaches the set of root `below` under root `top`, whatever their sizes.
+  void attach(int32_t top, int32_t below) {
+    parent[top] += parent[below];
+    parent[below] = top;
+  }
   // Joins the sets of roots a and b; returns the new root.
   int32_t unite_roots(int32_t a, int32_t b) {
     if (parent[a] > parent[b]) std::swap(a, b);  // a is the larger set
