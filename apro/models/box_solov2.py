@@ -357,6 +357,8 @@ class BoxSOLOV2Head(SOLOV2Head):
 
         # mask predictions of the positive cells, grouped by loss size (one group per size, level-major)
         groups: Dict[Tuple[int, int], Dict[str, list]] = {}
+        # one split, not a slice per (level, image): each slice's backward writes a zero tensor the size of the batch
+        image_feats = mask_feats.split(1)
         for lvl, (lvl_kernel_preds, size) in enumerate(zip(mlvl_kernel_preds, self.loss_sizes(feat_h, feat_w))):
             for img_id in range(lvl_kernel_preds.shape[0]):
                 index = pos_indexes[img_id][lvl]
@@ -365,7 +367,7 @@ class BoxSOLOV2Head(SOLOV2Head):
                 kernels = lvl_kernel_preds[img_id].reshape(lvl_kernel_preds.shape[1], -1)[:, index]
                 kernels = kernels.permute(1, 0).reshape(len(index), -1, self.dynamic_conv_size,
                                                         self.dynamic_conv_size)
-                pred = F.conv2d(mask_feats[img_id:img_id + 1], kernels, stride=1)
+                pred = F.conv2d(image_feats[img_id], kernels, stride=1)
                 if tuple(pred.shape[-2:]) != size:  # the release resizes in training only (O:SH:213-214)
                     pred = F.interpolate(pred, size=size, mode="bilinear", align_corners=False)
                 g = groups.setdefault(size, {"preds": [], "targets": [], "image_index": []})

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "grid.h"
@@ -68,37 +69,52 @@ void image_affinities(const float* image, int64_t channels, int64_t height, int6
 // One output row of G planes of the same image, which share the affinities:
 // out_g[x] = mask_g[x] * sum_o w[o][x] * in_g[x + in_offset[o]], where plane
 // g's input row starts at in + g * plane_stride and its output row at
-// out + g * plane_stride. 8 columns at a time with the G accumulators in
-// registers: each affinity vector is loaded once for G planes. The sum runs
-// over the offsets in order, plain multiply-add (no FMA), so every clone and
-// every G rounds alike. Compiled for AVX-512, AVX2 and baseline x86-64, picked
-// at load time.
+// out + g * plane_stride. A block of columns at a time with the G accumulators
+// in registers: each affinity vector is loaded once for G planes. The sum runs
+// over the offsets in order, plain multiply-add (no FMA), lane by lane, so the
+// 16- and 8-column blocks, the last columns and every G round alike, on every
+// CPU.
 typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+// GCC fuses a * b + c into an FMA where the target has one (AVX-512 here), which would round
+// differently from the AVX2 and baseline code: not in the propagation. The vector helpers are
+// internal and always inlined, so no vector crosses a call ABI (-Wpsabi).
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 
-inline f32x8 load8(const float* p) {
-  f32x8 v;
+template <typename V>
+__attribute__((always_inline)) inline V load(const float* p) {
+  V v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
-template <int G>
-__attribute__((always_inline)) inline void propagate_rows(const float* const* w, const float* in,
-                                                          const int64_t* in_offset, const float* const* mask,
-                                                          float* out, int64_t plane_stride, int64_t width,
-                                                          int64_t kk) {
-  int64_t x0 = 0;
-  for (; x0 + 8 <= width; x0 += 8) {
-    f32x8 acc[G] = {};
-    for (int64_t o = 0; o < kk; ++o) {
-      const f32x8 wv = load8(w[o] + x0);
-      const float* src = in + in_offset[o] + x0;
-      for (int g = 0; g < G; ++g) acc[g] += wv * load8(src + g * plane_stride);
-    }
-    for (int g = 0; g < G; ++g) {
-      if (mask[g] != nullptr) acc[g] *= load8(mask[g] + x0);
-      std::memcpy(out + g * plane_stride + x0, &acc[g], sizeof(acc[g]));
-    }
+// Columns [x0, x0 + lanes of V) of the row.
+template <int G, typename V>
+__attribute__((always_inline)) inline void propagate_block(const float* const* w, const float* in,
+                                                           const int64_t* in_offset, const float* const* mask,
+                                                           float* out, int64_t plane_stride, int64_t x0,
+                                                           int64_t kk) {
+  V acc[G] = {};
+  for (int64_t o = 0; o < kk; ++o) {
+    const V wv = load<V>(w[o] + x0);
+    const float* src = in + in_offset[o] + x0;
+    for (int g = 0; g < G; ++g) acc[g] += wv * load<V>(src + g * plane_stride);
   }
+  for (int g = 0; g < G; ++g) {
+    if (mask[g] != nullptr) acc[g] *= load<V>(mask[g] + x0);
+    std::memcpy(out + g * plane_stride + x0, &acc[g], sizeof(acc[g]));
+  }
+}
+
+// The last columns from x0, one at a time (the same multiply, then add, as a lane).
+template <int G>
+__attribute__((always_inline)) inline void propagate_tail(const float* const* w, const float* in,
+                                                          const int64_t* in_offset, const float* const* mask,
+                                                          float* out, int64_t plane_stride, int64_t x0,
+                                                          int64_t width, int64_t kk) {
   for (; x0 < width; ++x0) {
     for (int g = 0; g < G; ++g) {
       float acc = 0.f;
@@ -108,21 +124,59 @@ __attribute__((always_inline)) inline void propagate_rows(const float* const* w,
   }
 }
 
+template <int G, bool Wide>
+__attribute__((always_inline)) inline void propagate_rows(const float* const* w, const float* in,
+                                                          const int64_t* in_offset, const float* const* mask,
+                                                          float* out, int64_t plane_stride, int64_t width,
+                                                          int64_t kk) {
+  int64_t x0 = 0;
+  if constexpr (Wide)
+    for (; x0 + 16 <= width; x0 += 16) propagate_block<G, f32x16>(w, in, in_offset, mask, out, plane_stride, x0, kk);
+  for (; x0 + 8 <= width; x0 += 8) propagate_block<G, f32x8>(w, in, in_offset, mask, out, plane_stride, x0, kk);
+  propagate_tail<G>(w, in, in_offset, mask, out, plane_stride, x0, width, kk);
+}
+
 constexpr int kMaxPlanesPerRow = 8;
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+template <bool Wide>
+__attribute__((always_inline)) inline void propagate_group(int group, const float* const* w, const float* in,
+                                                           const int64_t* in_offset, const float* const* mask,
+                                                           float* out, int64_t plane_stride, int64_t width,
+                                                           int64_t kk) {
+  switch (group) {
+    case 1: return propagate_rows<1, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 2: return propagate_rows<2, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 3: return propagate_rows<3, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 4: return propagate_rows<4, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 5: return propagate_rows<5, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 6: return propagate_rows<6, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    case 7: return propagate_rows<7, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+    default: return propagate_rows<8, Wide>(w, in, in_offset, mask, out, plane_stride, width, kk);
+  }
+}
+
+// 16-column blocks where the CPU has AVX-512 (their lanes compute exactly as the 8-column ones).
+__attribute__((target("avx512f"))) void propagate_row_group_avx512(
+    int group, const float* const* w, const float* in, const int64_t* in_offset, const float* const* mask,
+    float* out, int64_t plane_stride, int64_t width, int64_t kk) {
+  propagate_group<true>(group, w, in, in_offset, mask, out, plane_stride, width, kk);
+}
+
+// 8-column blocks: the AVX2 or the baseline x86-64 build, picked at load time.
+__attribute__((target_clones("avx2", "default"))) void propagate_row_group_avx2(
+    int group, const float* const* w, const float* in, const int64_t* in_offset, const float* const* mask,
+    float* out, int64_t plane_stride, int64_t width, int64_t kk) {
+  propagate_group<false>(group, w, in, in_offset, mask, out, plane_stride, width, kk);
+}
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+// APRO_NO_AVX512=1 in the environment keeps the AVX2 code on an AVX-512 CPU (the tests compare the two).
 void propagate_row_group(int group, const float* const* w, const float* in, const int64_t* in_offset,
                          const float* const* mask, float* out, int64_t plane_stride, int64_t width, int64_t kk) {
-  switch (group) {
-    case 1: return propagate_rows<1>(w, in, in_offset, mask, out, plane_stride, width, kk);
-    case 2: return propagate_rows<2>(w, in, in_offset, mask, out, plane_stride, width, kk);
-    case 3: return propagate_rows<3>(w, in, in_offset, mask, out, plane_stride, width, kk);
-    case 4: return propagate_rows<4>(w, in, in_offset, mask, out, plane_stride, width, kk);
-    case 5: return propagate_rows<5>(w, in, in_offset, mask, out, plane_stride, width, kk);
-    case 6: return propagate_rows<6>(w, in, in_offset, mask, out, plane_stride, width, kk);
-    case 7: return propagate_rows<7>(w, in, in_offset, mask, out, plane_stride, width, kk);
-    default: return propagate_rows<8>(w, in, in_offset, mask, out, plane_stride, width, kk);
-  }
+  static const bool avx512 = __builtin_cpu_supports("avx512f") && std::getenv("APRO_NO_AVX512") == nullptr;
+  (avx512 ? propagate_row_group_avx512 : propagate_row_group_avx2)(group, w, in, in_offset, mask, out,
+                                                                      plane_stride, width, kk);
 }
 
 at::Tensor local_propagate(const at::Tensor& image_in, const at::Tensor& values_in,

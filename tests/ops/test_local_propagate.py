@@ -188,3 +188,34 @@ def test_larger_image_against_unfold():
     out = local_propagate(image, values, mask, kernel_size=5, zeta=0.15, iterations=20)
     expect = lp_unfold_reference(image, values, mask.double(), 5, 0.15, 20)
     np.testing.assert_allclose(out.double().numpy(), expect.numpy(), rtol=RTOL, atol=ATOL)
+
+
+# ---------------------------------------------------------------- one rounding on every CPU
+_SAME_ON_EVERY_PATH = """
+import sys, torch
+from apro.ops import local_propagate
+outs = []
+for seed, (B, K, C, H, W) in enumerate([(2, 5, 7, 20, 80), (2, 9, 1, 21, 84), (1, 3, 2, 9, 13), (1, 2, 1, 6, 7)]):
+    g = torch.Generator().manual_seed(seed)
+    image, values = torch.rand(B, 3, H, W, generator=g), torch.rand(K, C, H, W, generator=g)
+    mask = (torch.rand(K, H, W, generator=g) < 0.7).float()
+    outs.append(local_propagate(image, values, mask, torch.arange(K) % B, kernel_size=5, zeta=0.15, iterations=20))
+torch.save(outs, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif("avx512f" not in open("/proc/cpuinfo").read(), reason="no AVX-512 here: LP has one code path")
+def test_avx512_code_rounds_as_the_avx2_code(tmp_path):
+    # widths with 16-column blocks, an 8-column block and single last columns; planes of 1..8 per group
+    import os
+    import subprocess
+    import sys
+
+    outs = {}
+    for name, extra in (("avx512", {}), ("avx2", {"APRO_NO_AVX512": "1"})):
+        env = {k: v for k, v in os.environ.items() if k != "APRO_NO_AVX512"} | extra
+        subprocess.run([sys.executable, "-c", _SAME_ON_EVERY_PATH, str(tmp_path / name)], env=env, check=True,
+                       timeout=120)
+        outs[name] = torch.load(tmp_path / name)
+    for wide, narrow in zip(outs["avx512"], outs["avx2"]):
+        assert torch.equal(wide, narrow)
