@@ -26,3 +26,30 @@ def test_benchmark_writes_table(tmp_path):
     assert rows[9]["met"] == "True"
     assert all(("AVX2" in r["machine"]) != ("AVX-512" in r["machine"]) for r in rows)  # the machine kind
     assert not list(out.parent.glob("*.tmp"))  # written atomically, no leftovers
+
+
+def test_ab_benchmark_against_the_same_build_finds_no_difference(tmp_path):
+    import ops_ab
+
+    out = tmp_path / "ab.csv"
+    status = ops_ab.main([str(ROOT), "--rounds", "1", "--calls", "1", "--height", "24", "--width", "40",
+                          "--instances", "3", "--out", str(out)])
+    assert status == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["call"] for r in rows] == list(ops_ab.CALLS)
+    for row in rows:
+        assert float(row["before_s"]) > 0 and float(row["after_s"]) > 0
+        assert float(row["max_abs_diff"]) == 0.0  # the same build twice: the same bits
+
+
+def test_ab_benchmark_names_a_base_without_ops(tmp_path, capsys):
+    import pytest
+
+    import ops_ab
+
+    (tmp_path / "apro").mkdir()
+    (tmp_path / "apro" / "ops.py").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        ops_ab.main([str(tmp_path)])
+    assert exc.value.code == 2
+    assert str(tmp_path) in capsys.readouterr().err
