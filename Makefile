@@ -4,6 +4,7 @@
 #   make test    set up (if needed), then run the test suite
 #   make setup   only build the environment in $(VENV)
 #   make clean   remove build outputs (compiled ops, build/, caches); keeps $(VENV)
+#   make original-env ORIGINAL=<clone of CircleRadon/APro>   the release's own stack in .venv-original/
 #
 # `setup` is a chain of stamp files in $(VENV); each step runs only when its
 # inputs changed, so a second `make test` makes no pip call at all:
@@ -84,10 +85,10 @@ endif
 CHECK_MMCV := $(VPY) -c "import mmcv.ops; from mmcv.ops import nms"
 MMCV_BUILD_ENV := MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=$(MAX_JOBS) CFLAGS="$(MMCV_CFLAGS)"
 
-.PHONY: help setup test demo clean distclean FORCE
+.PHONY: help setup test demo original-env clean distclean FORCE
 
 help:
-	@sed -n '2,7p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,8p' Makefile | sed 's/^# \{0,1\}//'
 
 setup: $(STAMP_OPS)
 	@echo "setup: $(VENV) is up to date"
@@ -106,6 +107,11 @@ test: setup
 demo: setup
 	@echo "==> demo suite: snakemake --cores 2, seeds $(SEEDS) (experiments/registry.yaml -> reports/demo/)"
 	$(VPY) -m snakemake --cores 2 --workflow-profile workflow/profiles/default --config seeds=$(SEEDS) $(SNAKEMAKE_ARGS)
+
+# The APro release's stack for `apro crosscheck` (apro/crosscheck/original_env.py; about 10 minutes):
+# ORIGINAL is a git clone of github.com/CircleRadon/APro; without it the release is cloned from GitHub.
+original-env: setup
+	$(VENV_ABS)/bin/apro original-env $(if $(ORIGINAL),--original $(ORIGINAL)) --jobs $(MAX_JOBS)
 
 $(VPY):
 	@echo "==> [1/6] creating virtual environment $(VENV) with $(PYTHON)"

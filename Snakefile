@@ -57,14 +57,15 @@ wildcard_constraints:
 
 
 rule all:
-    """The report of the configured suite (and, for the demo suite, the ops benchmark table)."""
+    """The report of the configured suite (and, for the demo suite, the ops benchmark table); for a compare
+    suite (crosscheck), its side-by-side summary."""
     default_target: True
     input:
-        list(apro_layout.report_files(SUITE).values()),
-        apro_layout.html_page(SUITE),
+        list(apro_layout.crosscheck_report_files().values()) if SUITE in COMPARE_SUITES else [
+            *apro_layout.report_files(SUITE).values(), apro_layout.html_page(SUITE)],
         [apro_layout.ops_table()] if SUITE in config["ops_benchmark_suites"] else [],
 
 
-for _stage in ("ops", "data", "train", "evaluate", "semantic", "paper", "released", "report", "figures"):
+for _stage in ("ops", "data", "train", "evaluate", "semantic", "paper", "released", "crosscheck", "report", "figures"):
 
     include: str(ROOT / "workflow" / "rules" / f"{_stage}.smk")

@@ -18,6 +18,9 @@ names the argument or file and what was expected), 1 a run that failed
     apro train CONFIG|EXPERIMENT --work-dir DIR --data-root DATA [--label-root LABELS]
     apro evaluate CONFIG|EXPERIMENT CHECKPOINT --data-root DATA [--label-root LABELS] --out FILE
     apro convert-checkpoint CONFIG RELEASED.pth --out FILE
+    apro original-env [--original CLONE]                the APro release's own stack in .venv-original/
+    apro crosscheck [ENTRY ...]                         the release and this suite side by side, per entry
+    apro crosscheck-report [ENTRY ...]                  reports/crosscheck/summary.{md,csv}
     apro visualize --data-root DATA --out DIR           affinity figures
     apro report / html-report --suite SUITE [--out DIR] results.csv, summaries, index.html
 
@@ -236,6 +239,43 @@ def _cmd_convert_checkpoint(args) -> int:
     from apro.checkpoints import convert_checkpoint
 
     convert_checkpoint(args.config, args.checkpoint, args.out)
+    return 0
+
+
+# ---------------------------------------------------------------- the release side by side
+
+def _cmd_original_env(args) -> int:
+    from apro.crosscheck.original_env import build
+
+    build(args.original, args.venv, jobs=args.jobs, force=args.force)
+    return 0
+
+
+def _cmd_crosscheck(args) -> int:
+    from apro.crosscheck.original_env import check_venv
+    from apro.crosscheck.report import write_summary
+    from apro.crosscheck.run import MAX_STEPS, STEPS, crosscheck_entry, resolve_entries
+
+    entries = resolve_entries(args.entries)
+    check_venv(args.venv, imports=True)
+    out = Path(args.results_root) / layout.crosscheck_dir()
+    verdicts = {}
+    for i, name in enumerate(entries, 1):
+        print(f"apro crosscheck: entry {i}/{len(entries)}: {name}", file=sys.stderr, flush=True)
+        verdicts[name] = crosscheck_entry(name, args.venv, out, steps=args.steps or STEPS,
+                                          max_steps=args.max_steps or MAX_STEPS, seed=args.seed,
+                                          threads=args.threads or 2, keep=args.keep)["verdict"]
+    if not args.no_report:
+        print(f"apro crosscheck: {write_summary(entries, args.results_root)}")
+    print("apro crosscheck: " + ", ".join(f"{k} {v}" for k, v in verdicts.items()))
+    return 0
+
+
+def _cmd_crosscheck_report(args) -> int:
+    from apro.crosscheck.report import write_summary
+    from apro.crosscheck.run import resolve_entries
+
+    print(f"apro crosscheck-report: {write_summary(resolve_entries(args.entries), args.results_root)}")
     return 0
 
 
@@ -539,6 +579,37 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="the entry's paper config (experiments/paper/*.py)")
     p.add_argument("checkpoint", help="the release's checkpoint (mmdet 2.25 .pth)")
     p.add_argument("--out", required=True, help="converted checkpoint to write")
+
+    p = verb("original-env", _cmd_original_env,
+             "build the APro release's own stack (mmcv-full 1.6 with its CPU ops, its mmdet 2.25 fork, its GP op) "
+             "in a venv of its own, for `apro crosscheck`")
+    p.add_argument("--original", default=None,
+                   help="a git clone (or mirror) of github.com/CircleRadon/APro holding commit 8251a9e "
+                        "(default: clone it from GitHub)")
+    p.add_argument("--venv", default=layout.original_venv(),
+                   help=f"the venv to build (default {layout.original_venv()})")
+    p.add_argument("--jobs", type=_positive, default=2, help="compile jobs (default 2)")
+    p.add_argument("--force", action="store_true", help="rebuild even if the venv is complete")
+
+    p = verb("crosscheck", _cmd_crosscheck,
+             "the APro release and this suite side by side on one batch: losses, gradients, predictions and "
+             f"pipelines per entry ({layout.crosscheck_result('<entry>')}), then {layout.report_dir('crosscheck')}/")
+    p.add_argument("entries", nargs="*", help="entries of experiments/paper/original_recipes.yaml (default: all)")
+    p.add_argument("--venv", default=layout.original_venv(), help="the release's venv (apro original-env)")
+    p.add_argument("--results-root", default=".", help="folder holding results/ and reports/ (default: .)")
+    p.add_argument("--steps", type=_positive, default=None, help="release-side AdamW steps before comparing, at "
+                                                                 "least (3)")
+    p.add_argument("--max-steps", type=_positive, default=None,
+                   help="at most (12): more steps are taken until every image has a detection")
+    p.add_argument("--seed", type=int, default=0, help="seed of the release model's initialisation (0)")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads of each side (default 2)")
+    p.add_argument("--keep", action="store_true", help="keep the checkpoints and gradients (<entry>/work/)")
+    p.add_argument("--no-report", action="store_true", help="do not write the summary")
+
+    p = verb("crosscheck-report", _cmd_crosscheck_report,
+             f"{layout.report_dir('crosscheck')}/summary.md and summary.csv from the entries' crosscheck.json")
+    p.add_argument("entries", nargs="*", help="entries (default: all of original_recipes.yaml)")
+    p.add_argument("--results-root", default=".", help="folder holding results/ and reports/ (default: .)")
 
     p = verb("visualize", _cmd_visualize, "affinity figures of chosen val images")
     _data_root(p, "dataset folder (annotations/instances_val.json, val/)")

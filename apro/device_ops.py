@@ -45,11 +45,16 @@ def grid_edge_costs(guide: torch.Tensor) -> torch.Tensor:
 
 
 def minimum_spanning_tree_from_weights(weights: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The compiled op's tree: grid edges sorted by cost on the device (stable, so
-    equal costs keep grid-edge order), Kruskal's joins on the host."""
+    """The compiled op's tree (the APro release's): grid edges sorted on the device by the float32
+    ``cost + 1``, equal keys in the release's edge order (vertical edges first; a stable sort of the
+    edges in that order), Kruskal's joins on the host."""
     if weights.numel() and bool((weights < 0).any()):
         raise ValueError("minimum_spanning_tree_from_weights: weights must be non-negative")
-    order = torch.sort(weights, dim=1, stable=True).indices
+    horizontal = height * (width - 1)
+    vertical = weights.shape[1] - horizontal
+    keys = torch.cat([weights[:, horizontal:], weights[:, :horizontal]], dim=1).float() + 1.0
+    order = torch.sort(keys, dim=1, stable=True).indices
+    order = torch.where(order < vertical, order + horizontal, order - vertical)
     return torch.ops.apro.kruskal_from_order(order.cpu(), height, width).to(weights.device)
 
 

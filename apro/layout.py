@@ -20,12 +20,16 @@ paths is spelled anywhere else.
     reports/<suite>/                            results.csv, summary.md/html, index.html, figures/, ablation.csv
     reports/<suite>/metafiles/<entry>/metafile.yml   per model-zoo entry (apro report), mmdetection's convention
     reports/benchmarks/ops.csv                  the ops benchmark
+    .venv-original/                             the APro release's own stack (apro original-env)
+    results/crosscheck/<entry>/crosscheck.json  the release and this suite side by side (apro crosscheck)
+    reports/crosscheck/summary.md, summary.csv  the side-by-side check of every entry
 """
 from __future__ import annotations
 
 from typing import Dict
 
 DATA, RESULTS, REPORTS, WEIGHTS, DOWNLOADS = "data", "results", "reports", "weights", "downloads"
+ORIGINAL_VENV = ".venv-original"
 
 
 # ---------------------------------------------------------------- data, downloads, weights
@@ -162,3 +166,28 @@ def metafiles_dir(suite: str) -> str:
 def metafile(suite: str, entry: str) -> str:
     """``reports/<suite>/metafiles/<entry>/metafile.yml``: one model-zoo entry, mmdetection's metafile convention."""
     return f"{metafiles_dir(suite)}/{entry}/metafile.yml"
+
+
+# ---------------------------------------------------------------- the release side by side
+
+def original_venv() -> str:
+    """The APro release's own stack, built by ``apro original-env``."""
+    return ORIGINAL_VENV
+
+
+def original_env_record() -> str:
+    """Written last by ``apro original-env``: the venv is complete."""
+    return f"{ORIGINAL_VENV}/apro-original-env.json"
+
+
+def crosscheck_dir() -> str:
+    return f"{RESULTS}/crosscheck"
+
+
+def crosscheck_result(entry: str) -> str:
+    return f"{crosscheck_dir()}/{entry}/crosscheck.json"
+
+
+def crosscheck_report_files() -> Dict[str, str]:
+    d = report_dir("crosscheck")
+    return {"md": f"{d}/summary.md", "csv": f"{d}/summary.csv"}

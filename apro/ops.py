@@ -141,14 +141,17 @@ def minimum_spanning_tree(guide: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``(B, H*W - 1, 2)`` int64 tensor of row-major vertex pairs ``(u, v)``,
-        ``u < v``, listed in the order Kruskal's algorithm accepts them:
-        ascending cost, equal costs by grid-edge index (horizontal edges
-        ``(y, x)-(y, x+1)`` numbered ``y*(W-1)+x`` first, then vertical edges
-        ``(y, x)-(y+1, x)`` numbered ``H*(W-1)+y*W+x``). The same input always
-        gives the same tree.
+        ``u < v``, listed in the order Kruskal's algorithm accepts them. The
+        tree is the APro release's (its ``MinimumSpanningTree``): edges ranked
+        by the float32 ``cost + 1``, equal ranks by the release's edge index
+        (vertical edges ``(y, x)-(y+1, x)`` first, numbered ``y*W+x``, then
+        horizontal edges ``(y, x)-(y, x+1)``, ``(H-1)*W + y*(W-1)+x``). Costs
+        closer than float32 resolves at 1 (about 1.2e-7) tie; among the minimum
+        spanning trees of the exact costs the release's is then one of the
+        nearly-minimal ones, as here. The same input always gives the same tree.
     """
     device = _same_device(guide=guide)
-    guide = _float_input(guide, "guide", (4,), integers=True)  # scaling never changes the tree
+    guide = _float_input(guide, "guide", (4,), integers=True)
     return _run(torch.ops.apro.minimum_spanning_tree.default, device, guide)
 
 

@@ -104,6 +104,7 @@ class Suite:
     description: str
     overrides: Mapping[str, Any]
     checkpoints: Optional[str] = None  # "released": evaluate the release's checkpoints, train nothing
+    compare: Optional[str] = None  # "release": apro crosscheck of every member; no data, no training
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +233,8 @@ class Registry:
             name: Dataset(name=name, **spec) for name, spec in data["datasets"].items()}
         self.suites: Dict[str, Suite] = {
             name: Suite(name=name, description=" ".join(spec["description"].split()),
-                        overrides=dict(spec.get("overrides") or {}), checkpoints=spec.get("checkpoints"))
+                        overrides=dict(spec.get("overrides") or {}), checkpoints=spec.get("checkpoints"),
+                        compare=spec.get("compare"))
             for name, spec in data["suites"].items()}
         self.experiments: Dict[str, Experiment] = {}
         for i, entry in enumerate(data["experiments"]):
@@ -314,6 +316,8 @@ class Registry:
         why = []
         if experiment.config is None:
             why.append("no config yet (config: null)")
+        if self.suite(suite).compare:  # the check brings its own batch
+            return why
         ds = self.effective_dataset(suite, experiment)
         files = ds.missing_files(base)
         if files:

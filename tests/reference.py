@@ -20,6 +20,7 @@ __all__ = [
     "edge_costs_f32",
     "kruskal_reference",
     "kruskal_from_costs",
+    "release_edge_index",
     "tree_weight",
     "scipy_mst_weight",
     "check_spanning_tree",
@@ -99,7 +100,7 @@ class _UnionFind:
 def kruskal_reference(guide_chw):
     """Kruskal on one (C, H, W) guide: (H*W-1, 2) int64 rows (u < v) in acceptance order.
 
-    Edges are sorted by (float32 cost, edge index), exactly the op's tie-break.
+    Edges are sorted as the APro release ranks them (:func:`kruskal_from_costs`).
     """
     g = _as_numpy(guide_chw)
     C, H, W = g.shape
@@ -109,14 +110,24 @@ def kruskal_reference(guide_chw):
     return kruskal_from_costs(edge_costs_f32(g, edges), H, W)
 
 
+def release_edge_index(e, H, W):
+    """The APro release's number of grid edge ``e``: it numbers the vertical edges first
+    (``y * W + x`` by their upper pixel), then the horizontal ones (apro/gp_cuda/mst/mst.py:17-25)."""
+    horizontal, vertical = H * (W - 1), (H - 1) * W
+    return e - horizontal if e >= horizontal else e + vertical
+
+
 def kruskal_from_costs(cost, H, W):
-    """Kruskal on the H x W grid with given per-edge costs (grid-edge order), ties by edge index."""
+    """Kruskal on the H x W grid with given per-edge costs (grid-edge order), edges ranked as the APro
+    release ranks them: by the float32 ``cost + 1`` (apro/gp_cuda/mst/mst.py:29-38), ties by the
+    release's edge index (its Boruvka keeps each component's first cheapest edge)."""
     edges = grid_edges(H, W)
     cost = np.asarray(cost).reshape(-1)
     assert len(cost) == len(edges)
     if len(edges) == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    order = sorted(range(len(edges)), key=lambda e: (float(cost[e]), e))
+    key = cost.astype(np.float32) + np.float32(1.0)
+    order = sorted(range(len(edges)), key=lambda e: (float(key[e]), release_edge_index(e, H, W)))
     uf = _UnionFind(H * W)
     out = []
     for e in order:

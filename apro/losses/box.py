@@ -30,6 +30,7 @@ from apro.defaults import GP_DEFAULTS, LP_DEFAULTS
 
 __all__ = ["dice_coefficient_loss", "projection_loss", "gp_soft_targets", "lp_soft_targets",
            "masked_l1_loss", "gp_loss", "lp_loss", "box_masks_from_boxes", "release_box_masks",
+           "box_rows_cols", "mask_rows_cols", "rescale_rows_cols",
            "GP_DEFAULTS", "LP_DEFAULTS", "loss_term_cfg"]
 
 
@@ -163,28 +164,52 @@ def box_masks_from_boxes(boxes: Tensor, height: int, width: int, stride: float =
     return (in_y[:, :, None] & in_x[:, None, :]).to(torch.float32)
 
 
-def release_box_masks(boxes: Tensor, height: int, width: int, size: Optional[Sequence[int]] = None) -> Tensor:
-    """The APro release's box masks of ``(K, 4)`` xyxy boxes on a ``height x width`` input, at ``size``
-    (default: the input's own size, no resize).
-
-    The release draws each box on the input with ``GenerateBoxMask`` (the box
-    rounded, rows ``y0..y1`` and columns ``x0..x1`` inclusive) and shrinks it to
-    a loss size with ``mmcv.imrescale`` (OpenCV's bilinear resize of a 0/1
-    uint8 image, rounded half up). The mask is separable, so both steps run per
-    axis here. Returns a ``(K, size[0], size[1])`` float tensor of 0/1.
-    """
+def box_rows_cols(boxes: Tensor, height: int, width: int, image_shape: Optional[Sequence[int]] = None):
+    """The rows and columns the APro release's ``GenerateBoxMask`` fills for ``(K, 4)`` xyxy boxes on a
+    ``height x width`` input: the box rounded, rows ``y0..y1`` and columns ``x0..x1`` inclusive, cut at
+    the border of the image, whose own ``(h, w)`` is ``image_shape`` (default: the whole input; the
+    padding is never filled). Returns ``(K, height)`` and ``(K, width)`` 0/1 float tensors."""
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be (K, 4) xyxy, got {tuple(boxes.shape)}")
-    out_h, out_w = (height, width) if size is None else (int(size[0]), int(size[1]))
-    if boxes.shape[0] == 0:
-        return boxes.new_zeros((0, out_h, out_w), dtype=torch.float32)
+    img_h, img_w = (height, width) if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
     r = boxes.detach().to(torch.float32).round()  # numpy's and torch's round: half to even
     ys = torch.arange(height, device=boxes.device, dtype=torch.float32)
     xs = torch.arange(width, device=boxes.device, dtype=torch.float32)
-    rows = ((ys[None] >= r[:, 1:2]) & (ys[None] <= r[:, 3:4])).to(torch.float32)
-    cols = ((xs[None] >= r[:, 0:1]) & (xs[None] <= r[:, 2:3])).to(torch.float32)
-    if out_h != height:
+    rows = ((ys[None] >= r[:, 1:2]) & (ys[None] <= r[:, 3:4]) & (ys[None] < img_h)).to(torch.float32)
+    cols = ((xs[None] >= r[:, 0:1]) & (xs[None] <= r[:, 2:3]) & (xs[None] < img_w)).to(torch.float32)
+    return rows, cols
+
+
+def mask_rows_cols(masks: Tensor, owner: str = "box masks"):
+    """The rows and columns of ``(K, H, W)`` box masks (rectangles, as ``GenerateBoxMask`` draws them and
+    the pipeline's resize, flip, crop and pad keep them): ``(K, H)`` and ``(K, W)`` 0/1 float tensors.
+    Masks that are not rectangles (instance masks) raise: a box-supervised head must never see them."""
+    if masks.dim() != 3:
+        raise ValueError(f"{owner} must be (K, H, W), got {tuple(masks.shape)}")
+    m = masks.bool()
+    rows, cols = m.any(dim=2), m.any(dim=1)
+    if not torch.equal(rows[:, :, None] & cols[:, None, :], m):
+        raise ValueError(f"{owner}: expected box masks (filled rectangles, GenerateBoxMask in the pipeline), got "
+                         f"other shapes: instance masks would give a box-supervised head full supervision")
+    return rows.to(torch.float32), cols.to(torch.float32)
+
+
+def rescale_rows_cols(rows: Tensor, cols: Tensor, size: Optional[Sequence[int]] = None) -> Tensor:
+    """The box masks ``rows x cols`` at ``size`` as ``mmcv.imrescale`` shrinks them (OpenCV's bilinear resize
+    of a 0/1 uint8 image, rounded half up); separable, so it runs per axis. ``(K, size[0], size[1])`` 0/1 float."""
+    out_h, out_w = (rows.shape[1], cols.shape[1]) if size is None else (int(size[0]), int(size[1]))
+    if rows.shape[0] == 0:
+        return rows.new_zeros((0, out_h, out_w))
+    if out_h != rows.shape[1]:
         rows = F.interpolate(rows[:, None], size=out_h, mode="linear", align_corners=False)[:, 0]
-    if out_w != width:
+    if out_w != cols.shape[1]:
         cols = F.interpolate(cols[:, None], size=out_w, mode="linear", align_corners=False)[:, 0]
     return ((rows[:, :, None] * cols[:, None, :]) >= 0.5).to(torch.float32)
+
+
+def release_box_masks(boxes: Tensor, height: int, width: int, size: Optional[Sequence[int]] = None,
+                      image_shape: Optional[Sequence[int]] = None) -> Tensor:
+    """The APro release's box masks of ``(K, 4)`` xyxy boxes on a ``height x width`` input, at ``size``
+    (default: the input's own size, no resize): ``GenerateBoxMask`` on the image (:func:`box_rows_cols`),
+    zero-padded to the input, shrunk by ``mmcv.imrescale`` (:func:`rescale_rows_cols`)."""
+    return rescale_rows_cols(*box_rows_cols(boxes, height, width, image_shape), size)

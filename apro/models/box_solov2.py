@@ -14,8 +14,12 @@ configs build the release's head (256-channel towers, ``conv_kernel_size=1``,
 ``AProMaskFeatModule``) so that every parameter has the release's shape; the
 demo keeps mmdet's. What differs from mmdet is the training target:
 
-* the instance masks are never read (the configs do not load them): the
-  target of every positive grid cell is its GT **box**;
+* instance masks are never loaded: the target of every positive grid cell is
+  its GT **box**, as the box mask the release's ``GenerateBoxMask`` draws on
+  the loaded image and the pipeline resizes and flips with it (the paper
+  configs, ``apro.data.transforms``; the head reads ``gt_instances.masks`` and
+  refuses masks that are not rectangles), or, without masks, drawn here from
+  the boxes the same way;
 * the mask loss is the projection term (BoxInst's dice on the max projections
   onto the axes) plus APro's global (GP) and local (LP) propagation terms,
   each ``sum(|p - soft target| * box) / box area``, averaged over the positive
@@ -28,13 +32,14 @@ The loss layout follows the APro release's ``BoxSOLOv2Head``
 * ``loss_strides=(4, 4, 8, 16, 16)``: level i's mask predictions are resized
   bilinearly to stride ``loss_strides[i]`` (O:SH:213-214), and its box masks,
   guide image, tree and LP run at that size (O:SH:392, 413, 436). The box mask
-  is the release's ``GenerateBoxMask`` (rounded box, inclusive rows and
-  columns) downsampled as ``mmcv.imrescale`` does (bilinear, rounded).
+  is downsampled as ``mmcv.imrescale`` does (bilinear, rounded).
   ``loss_strides=None``: every level at the mask-feature grid, with boxes
   rasterised by cell centre (the demo's layout);
 * ``min_box_pixels=10``: an instance whose box mask has fewer pixels is not a
   positive (O:SH:416-417);
-* the positive cells are SOLOv2's around the box mask's centre of mass.
+* the positive cells are SOLOv2's around the box mask's centre of mass, in
+  the release's arithmetic; a cell claimed by two instances predicts the
+  last one's mask (one positive, O:SH:435-443).
 
 Guide image of the affinities: the network input as it enters the backbone
 (mean/std normalised, padded), bilinearly resized to the loss size, as the
@@ -58,8 +63,9 @@ from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from apro.losses.box import (GP_DEFAULTS, LP_DEFAULTS, box_masks_from_boxes, gp_soft_targets, loss_term_cfg,
-                             lp_soft_targets, masked_l1_loss, projection_loss, release_box_masks)
+from apro.losses.box import (GP_DEFAULTS, LP_DEFAULTS, box_masks_from_boxes, box_rows_cols, gp_soft_targets,
+                             loss_term_cfg, lp_soft_targets, mask_rows_cols, masked_l1_loss, projection_loss,
+                             rescale_rows_cols)
 from apro.losses.baselines import (BOXINST_DEFAULTS, TREE_FILTER_DEFAULTS, boxinst_color_similarity,
                                  boxinst_pairwise_loss, rgb_to_lab, tree_filter_soft_targets)
 
@@ -221,13 +227,15 @@ class BoxSOLOV2Head(SOLOV2Head):
         in_h, in_w = feat_h * self.mask_stride, feat_w * self.mask_stride
         return [(max(1, in_h // s), max(1, in_w // s)) for s in self.loss_strides]
 
-    def _get_targets_single(self, gt_instances: InstanceData, featmap_sizes: Optional[list] = None) -> tuple:
+    def _get_targets_single(self, gt_instances: InstanceData, featmap_sizes: Optional[list] = None,
+                            img_shape: Optional[Sequence[int]] = None) -> tuple:
         """SOLOv2 targets of one image from its boxes (masks are never read).
 
-        Returns, per level: ``(num_pos, h, w)`` uint8 box masks at the level's
-        loss size (:meth:`loss_sizes`), the ``(num_grid, num_grid)`` category
-        labels, the ``(num_grid**2,)`` positive flags and the list of positive
-        grid indexes.
+        ``img_shape`` is the image's ``(h, w)`` inside the padded input (default: all of it); the
+        release draws its box masks on the image, so they stop at its border. Returns, per level:
+        ``(num_pos, h, w)`` uint8 box masks at the level's loss size (:meth:`loss_sizes`), the
+        ``(num_grid, num_grid)`` category labels, the ``(num_grid**2,)`` positive flags and the list of
+        positive grid indexes (ascending, as the release's flags give them).
         """
         gt_labels = gt_instances.labels
         device = gt_labels.device
@@ -236,6 +244,7 @@ class BoxSOLOV2Head(SOLOV2Head):
             gt_bboxes = gt_bboxes.tensor
         feat_h, feat_w = int(featmap_sizes[0]), int(featmap_sizes[1])
         upsampled_h, upsampled_w = feat_h * self.mask_stride, feat_w * self.mask_stride
+        img_h, img_w = (upsampled_h, upsampled_w) if img_shape is None else (int(img_shape[0]), int(img_shape[1]))
         widths = gt_bboxes[:, 2] - gt_bboxes[:, 0]
         heights = gt_bboxes[:, 3] - gt_bboxes[:, 1]
         gt_areas = torch.sqrt(widths.clamp(min=0) * heights.clamp(min=0))
@@ -244,58 +253,74 @@ class BoxSOLOV2Head(SOLOV2Head):
             masks_of_size = {sizes[0]: box_masks_from_boxes(gt_bboxes, feat_h, feat_w, self.mask_stride)}
             centres = None  # the box centre, below
             keep = (widths > 0) & (heights > 0)
-        else:  # the release's GenerateBoxMask: rounded box, inclusive rows and columns (O:LOAD:654-658)
-            masks_of_size = {s: release_box_masks(gt_bboxes, upsampled_h, upsampled_w, s) for s in set(sizes)}
-            r = gt_bboxes.detach().round()
-            y0, x0 = r[:, 1].clamp(0, upsampled_h - 1), r[:, 0].clamp(0, upsampled_w - 1)
-            y1, x1 = r[:, 3].clamp(max=upsampled_h - 1), r[:, 2].clamp(max=upsampled_w - 1)
-            centres = torch.stack([0.5 * (y0 + y1), 0.5 * (x0 + x1)], 1)  # centre of mass of that mask
-            pixels = (y1 - y0 + 1).clamp(min=0) * (x1 - x0 + 1).clamp(min=0)
-            keep = pixels >= max(self.min_box_pixels, 1)
+        else:  # the release's box masks: GenerateBoxMask's, from the pipeline or drawn here (O:LOAD:654-658)
+            rows, cols = self._box_rows_cols(gt_instances, gt_bboxes, upsampled_h, upsampled_w, (img_h, img_w))
+            masks_of_size = {s: rescale_rows_cols(rows, cols, s) for s in set(sizes)}
+            ys = torch.arange(rows.shape[1], dtype=torch.float64, device=rows.device)
+            xs = torch.arange(cols.shape[1], dtype=torch.float64, device=cols.device)
+            n_rows, n_cols = rows.double().sum(1), cols.double().sum(1)
+            # the mask's centre of mass (O:SH:420), float64 as scipy's
+            centres = torch.stack([(rows.double() * ys).sum(1) / n_rows.clamp(min=1),
+                                   (cols.double() * xs).sum(1) / n_cols.clamp(min=1)], 1)
+            keep = n_rows * n_cols >= max(self.min_box_pixels, 1)
+        # the release's half sizes: float32 tensors (O:SH:410-411), whose arithmetic the cell bounds inherit
+        half_hs = 0.5 * (gt_bboxes[:, 3] - gt_bboxes[:, 1]).float() * self.pos_scale
+        half_ws = 0.5 * (gt_bboxes[:, 2] - gt_bboxes[:, 0]).float() * self.pos_scale
 
         mlvl_pos_mask_targets, mlvl_labels, mlvl_pos_masks, mlvl_pos_indexes = [], [], [], []
         for (lower_bound, upper_bound), num_grid, size in zip(self.scale_ranges, self.num_grids, sizes):
             box_masks = masks_of_size[size].to(torch.uint8)
             labels = torch.full((num_grid, num_grid), self.num_classes, dtype=torch.int64, device=device)
-            pos_mask = torch.zeros(num_grid ** 2, dtype=torch.bool, device=device)
-            pos_index: List[int] = []
-            mask_target: List[Tensor] = []
+            owner: Dict[int, int] = {}  # grid cell -> the instance whose mask it predicts: the last one (O:SH:439-443)
             gt_inds = ((gt_areas >= lower_bound) & (gt_areas <= upper_bound) & keep).nonzero().flatten().tolist()
+            cell = 1.0 / num_grid
             for k in gt_inds:
-                x0, y0, x1, y1 = (float(v) for v in gt_bboxes[k])
                 if centres is None:
+                    x0, y0, x1, y1 = (float(v) for v in gt_bboxes[k])
                     center_h, center_w = 0.5 * (y0 + y1), 0.5 * (x0 + x1)
                 else:
                     center_h, center_w = float(centres[k, 0]), float(centres[k, 1])
-                half_h = 0.5 * (y1 - y0) * self.pos_scale
-                half_w = 0.5 * (x1 - x0) * self.pos_scale
-
-                def cell(v: float, extent: int) -> int:
-                    return int(v / extent * num_grid // 1)
-
-                coord_h, coord_w = cell(center_h, upsampled_h), cell(center_w, upsampled_w)
-                top_box = max(0, cell(center_h - half_h, upsampled_h))
-                down_box = min(num_grid - 1, cell(center_h + half_h, upsampled_h))
-                left_box = max(0, cell(center_w - half_w, upsampled_w))
-                right_box = min(num_grid - 1, cell(center_w + half_w, upsampled_w))
+                half_h, half_w = half_hs[k], half_ws[k]
+                # the release's arithmetic (O:SH:421-428): x // (1 / num_grid), the centre in float64, the
+                # box bounds in float32; "x * num_grid" rounds otherwise at cell borders
+                coord_h = int((center_h / upsampled_h) // cell)
+                coord_w = int((center_w / upsampled_w) // cell)
+                top_box = max(0, int(((center_h - half_h) / upsampled_h) // cell))
+                down_box = min(num_grid - 1, int(((center_h + half_h) / upsampled_h) // cell))
+                left_box = max(0, int(((center_w - half_w) / upsampled_w) // cell))
+                right_box = min(num_grid - 1, int(((center_w + half_w) / upsampled_w) // cell))
                 top, down = max(top_box, coord_h - 1), min(down_box, coord_h + 1)
                 left, right = max(coord_w - 1, left_box), min(right_box, coord_w + 1)
 
                 labels[top:down + 1, left:right + 1] = gt_labels[k]
                 for i in range(top, down + 1):
                     for j in range(left, right + 1):
-                        index = i * num_grid + j
-                        mask_target.append(box_masks[k])
-                        pos_mask[index] = True
-                        pos_index.append(index)
-            if mask_target:
-                mlvl_pos_mask_targets.append(torch.stack(mask_target, 0))
+                        owner[i * num_grid + j] = k
+            pos_index = sorted(owner)
+            pos_mask = torch.zeros(num_grid ** 2, dtype=torch.bool, device=device)
+            pos_mask[pos_index] = True
+            if pos_index:
+                mlvl_pos_mask_targets.append(box_masks[[owner[i] for i in pos_index]])
             else:
                 mlvl_pos_mask_targets.append(torch.zeros((0, *size), dtype=torch.uint8, device=device))
             mlvl_labels.append(labels)
             mlvl_pos_masks.append(pos_mask)
             mlvl_pos_indexes.append(pos_index)
         return mlvl_pos_mask_targets, mlvl_labels, mlvl_pos_masks, mlvl_pos_indexes
+
+    @staticmethod
+    def _box_rows_cols(gt_instances: InstanceData, gt_bboxes: Tensor, height: int, width: int,
+                       img_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """Rows and columns of each instance's box mask on the padded input: the pipeline's
+        (``GenerateBoxMask``, resized, flipped and padded with the image), or, without masks, drawn here
+        from the boxes as GenerateBoxMask draws them."""
+        masks = gt_instances.get("masks", None)
+        if masks is None:
+            return box_rows_cols(gt_bboxes, height, width, img_shape)
+        masks = masks.to_tensor(torch.bool, gt_bboxes.device) if hasattr(masks, "to_tensor") else masks.bool()
+        rows, cols = mask_rows_cols(masks, f"{_HEAD}: gt_instances.masks")
+        # the data preprocessor pads masks to the batch input; the release's extend with zeros (O:SH:442)
+        return F.pad(rows, (0, height - rows.shape[1])), F.pad(cols, (0, width - cols.shape[1]))
 
     def _needs_guide(self) -> bool:
         return any(c is not None for c in (self.loss_gp_cfg, self.loss_lp_cfg, self.loss_boxinst_cfg,
@@ -349,8 +374,9 @@ class BoxSOLOV2Head(SOLOV2Head):
                      **kwargs) -> Dict[str, Tensor]:
         feat_h, feat_w = mask_feats.shape[-2:]
         pos_mask_targets, labels, pos_indexes = [], [], []
-        for gt_instances in batch_gt_instances:
-            t, lab, _, pi = self._get_targets_single(gt_instances, featmap_sizes=(feat_h, feat_w))
+        for gt_instances, meta in zip(batch_gt_instances, batch_img_metas):
+            t, lab, _, pi = self._get_targets_single(gt_instances, featmap_sizes=(feat_h, feat_w),
+                                                     img_shape=meta.get("img_shape"))
             pos_mask_targets.append(t)
             labels.append(lab)
             pos_indexes.append(pi)

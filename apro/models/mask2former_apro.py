@@ -15,11 +15,13 @@ targets and losses follow the APro release's ``Box2MaskHead``
 (``mmdet/models/dense_heads/box2mask_head.py`` of CircleRadon/APro at 8251a9e,
 "O:MH" below):
 
-* box masks are drawn on the padded input as the release's ``GenerateBoxMask``
-  does (rounded box, inclusive rows and columns); the Hungarian matching
-  upsamples the predictions to that resolution (O:MH:159-171); the losses use
-  the box masks resized bilinearly to the prediction size (O:MH:292), so edge
-  cells can hold 0.5;
+* the box masks are the release's: ``GenerateBoxMask`` on the loaded image,
+  flipped, resized, cropped and padded with it by the pipeline (the paper
+  configs; ``gt_instances.masks``, rectangles only), or, without masks, drawn
+  here from the boxes the same way; the Hungarian matching upsamples the
+  predictions to the padded input (O:MH:159-171); the losses use the box masks
+  resized bilinearly to the prediction size (O:MH:292), so edge cells can hold
+  0.5;
 * projection: per matched instance, averaged over the matched instances;
 * LP at the prediction resolution, guided by the input resized to it
   (O:MH:235, 298);
@@ -47,8 +49,8 @@ from mmdet.registry import MODELS, TASK_UTILS
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from apro.losses.box import (LP_DEFAULTS, gp_soft_targets, loss_term_cfg, lp_soft_targets, projection_loss,
-                             release_box_masks)
+from apro.losses.box import (LP_DEFAULTS, gp_soft_targets, loss_term_cfg, lp_soft_targets, mask_rows_cols,
+                             projection_loss, release_box_masks)
 
 __all__ = ["BoxMask2Former", "BoxMask2FormerHead", "BoxMatchingCost"]
 
@@ -139,11 +141,24 @@ class BoxMask2FormerHead(Mask2FormerHead):
         for s in batch_data_samples:
             gt = s.gt_instances
             boxes = gt.bboxes.tensor if hasattr(gt.bboxes, "tensor") else gt.bboxes
-            # GenerateBoxMask on the padded input (O:LOAD:652-663); the matching and the losses resize it
-            masks = release_box_masks(boxes.reshape(-1, 4), in_h, in_w)
+            masks = self._box_masks(gt, boxes.reshape(-1, 4), in_h, in_w, s.metainfo.get("img_shape"))
             batch_gt_instances.append(InstanceData(labels=gt.labels, bboxes=boxes, masks=masks.to(boxes.device)))
         guides = self._guides(batch_inputs, tuple(all_mask_preds[0].shape[-2:]))
         return self.loss_by_feat(all_cls_scores, all_mask_preds, batch_gt_instances, batch_img_metas, guides)
+
+    @staticmethod
+    def _box_masks(gt: InstanceData, boxes: Tensor, in_h: int, in_w: int, img_shape) -> Tensor:
+        """The box masks on the padded input: the pipeline's (GenerateBoxMask drawn on the image, then
+        flipped, resized, cropped and padded with it, O:LOAD:652-663), or, without masks, drawn here from
+        the boxes as GenerateBoxMask draws them; the matching and the losses resize them."""
+        masks = gt.get("masks", None)
+        if masks is None:
+            return release_box_masks(boxes, in_h, in_w, image_shape=img_shape)
+        masks = masks.to_tensor(torch.bool, boxes.device) if hasattr(masks, "to_tensor") else masks.bool()
+        mask_rows_cols(masks, "BoxMask2FormerHead: gt_instances.masks")  # box masks only, never instance masks
+        if tuple(masks.shape[-2:]) != (in_h, in_w):
+            masks = F.pad(masks, (0, in_w - masks.shape[-1], 0, in_h - masks.shape[-2]))
+        return masks.to(torch.float32)
 
     @torch.no_grad()
     def _guides(self, batch_inputs: Optional[Tensor], mask_size: Tuple[int, int]) -> dict:

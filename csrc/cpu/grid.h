@@ -77,7 +77,8 @@ struct FlushDenormals {
 
 // Edges of the 4-connected H x W grid: horizontal edges (y,x)-(y,x+1) first,
 // numbered y*(W-1)+x, then vertical edges (y,x)-(y+1,x), numbered
-// H*(W-1)+y*W+x. This numbering is the tie-break of the spanning tree.
+// H*(W-1)+y*W+x (the spanning tree breaks ties in the release's numbering,
+// minimum_spanning_tree.cpp).
 struct Grid {
   int64_t height, width;
   int64_t num_vertices() const { return height * width; }

@@ -1,9 +1,15 @@
-// Minimum spanning tree of the 4-connected pixel grid (Kruskal).
+// Minimum spanning tree of the 4-connected pixel grid (Kruskal), the tree the
+// APro release builds.
 //
-// Edges are visited by ascending cost, equal costs in grid-edge order (see
-// Grid), so the tree is unique for an input. The rows of the result are the
-// accepted edges in that order, each (u, v) with u < v; a GP pass guided by
-// the same costs then finds its edges already sorted.
+// The release (CircleRadon/APro at 8251a9e, apro/gp_cuda/mst/mst.py:29-38 and
+// boruvka.cpp) ranks an edge by the float32 sum cost + 1 and breaks ties by its
+// own edge index, which numbers the vertical edges first (row-major by their
+// upper pixel), then the horizontal ones. Its Boruvka takes each component's
+// first cheapest edge in that index order: the MST of the total order
+// (cost + 1, release index), which Kruskal finds here. Costs closer than
+// float32 resolves at 1 (about 1.2e-7) tie, so the tree is unique for an input
+// and equal to the release's. The rows of the result are the accepted edges in
+// that order, each (u, v) with u < v.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -37,12 +43,18 @@ int64_t kruskal_in_order(const Index* order, const Grid& grid, int64_t* out) {
   return accepted;
 }
 
-// Kruskal on one image's grid-edge costs.
+// Kruskal on one image's grid-edge costs, in the release's order (see the top).
 void kruskal(const float* costs, const Grid& grid, int64_t* out) {
   if (grid.num_vertices() <= 1) return;
+  const int64_t num_edges = grid.num_edges(), horizontal = grid.num_horizontal();
+  const int64_t vertical = num_edges - horizontal;
+  // the release's edge r is this grid's edge r + horizontal (r < vertical), else r - vertical
+  std::vector<float> keys(num_edges);
+  for (int64_t r = 0; r < num_edges; ++r) keys[r] = costs[r < vertical ? r + horizontal : r - vertical] + 1.0f;
   std::vector<int32_t> order;
   std::vector<uint64_t> buf_a, buf_b;
-  stable_argsort_nonnegative(costs, int32_t(grid.num_edges()), order, buf_a, buf_b);
+  stable_argsort_nonnegative(keys.data(), int32_t(num_edges), order, buf_a, buf_b);
+  for (int32_t& r : order) r = int32_t(r < vertical ? r + horizontal : r - vertical);
   kruskal_in_order(order.data(), grid, out);
 }
 

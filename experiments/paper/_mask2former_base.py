@@ -9,7 +9,7 @@
 # Children set: data_root, classes, the backbone, lr, the GP zetas and (VOC) the schedule.
 _base_ = ['mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py']
 
-custom_imports = dict(imports=['apro.models.mask2former_apro'], allow_failed_imports=False)
+custom_imports = dict(imports=['apro.models.mask2former_apro', 'apro.data.transforms'], allow_failed_imports=False)
 # torchrun sets WORLD_SIZE: one process per GPU inside a job (workflow/rules/paper.smk)
 world_size = '{{$WORLD_SIZE:1}}'
 launcher = 'pytorch' if int(world_size) > 1 else 'none'
@@ -23,9 +23,10 @@ batch_size = 4  # per GPU, as the release (samples_per_gpu=4)
 num_gpus = 4
 max_iters = 368750
 # the release pads with 128 before normalising (pad_cfg img=(128, 128, 128)): the pipeline pads
-pad_val = dict(img=(128, 128, 128), seg=255)
+# (KeepShapePad: img_shape stays the image's, as mmdet 2.x's Pad left it)
+pad_val = dict(img=(128, 128, 128), masks=0, seg=255)
 
-# no GT masks are loaded (nothing to pad); the images arrive padded from the pipeline
+# the box masks arrive padded from the pipeline, with the images
 data_preprocessor = dict(pad_mask=False, batch_augments=None)
 model = dict(
     type='BoxMask2Former',
@@ -55,19 +56,20 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
+    dict(type='GenerateBoxMask'),  # box masks on the image, flipped, resized, cropped and padded with it
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), resize_type='Resize', keep_ratio=True),
-    # the crop clips the boxes itself (the release recomputes them from box masks: the same boxes)
-    dict(type='RandomCrop', crop_size=image_size, crop_type='absolute', recompute_bbox=False,
+    # the boxes are recomputed from the cropped box masks, as the release's
+    dict(type='RandomCrop', crop_size=image_size, crop_type='absolute', recompute_bbox=True,
          allow_negative_crop=True),
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_box=True, by_mask=False),
-    dict(type='Pad', size=image_size, pad_val=pad_val),
+    dict(type='KeepShapePad', size=image_size, pad_val=pad_val),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', to_float32=True),
+    dict(type='LoadImageFromFile'),  # uint8, resized before any float conversion, as the release's test
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),
-    dict(type='Pad', size_divisor=32, pad_val=pad_val),
+    dict(type='KeepShapePad', size_divisor=32, pad_val=pad_val),
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(

@@ -9,7 +9,7 @@
 # backbone, the LP kernel and mask_thr.
 _base_ = ['mmdet::solov2/solov2_r50_fpn_ms-3x_coco.py']
 
-custom_imports = dict(imports=['apro.models.box_solov2'], allow_failed_imports=False)
+custom_imports = dict(imports=['apro.models.box_solov2', 'apro.data.transforms'], allow_failed_imports=False)
 # torchrun sets WORLD_SIZE: one process per GPU inside a job (workflow/rules/paper.smk)
 world_size = '{{$WORLD_SIZE:1}}'
 launcher = 'pytorch' if int(world_size) > 1 else 'none'
@@ -44,6 +44,7 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
+    dict(type='GenerateBoxMask'),  # box masks on the image, resized and flipped with it (the head reads them)
     dict(type='RandomChoiceResize',
          scales=[(1333, 800), (1333, 768), (1333, 736), (1333, 704), (1333, 672), (1333, 640)],
          keep_ratio=True),

@@ -184,3 +184,102 @@ def test_mask2former_gp_lp_normalised_by_total_box_area(shrink_paper_config):
     preds.grad = None
     losses["loss_gp"].backward()
     assert preds.grad is not None and preds.grad.abs().sum() > 0
+
+
+def test_release_box_masks_stop_at_the_image_border():
+    """GenerateBoxMask draws on the image (O:LOAD:654-658), which the Pad then extends with zeros: a box that
+    reaches the image's right or bottom edge does not reach into the padding."""
+    h, w, pad_h, pad_w = 60, 90, 64, 96
+    boxes = [[50.0, 40.0, 90.0, 60.0], [0.0, 0.0, 89.6, 59.5], [10.2, 3.7, 40.5, 33.3]]
+    t = torch.tensor(boxes)
+    for stride in (1, 4, 8):
+        got = release_box_masks(t, pad_h, pad_w, (pad_h // stride, pad_w // stride), image_shape=(h, w))
+        for k, box in enumerate(boxes):
+            mask = np.zeros((h, w), dtype=np.uint8)
+            rx0, ry0, rx1, ry1 = np.asarray(box, dtype=np.float32).round().astype(np.int32)
+            mask[ry0:ry1 + 1, rx0:rx1 + 1] = 1
+            want = mmcv.imrescale(mmcv.impad(mask, shape=(pad_h, pad_w), pad_val=0), scale=1.0 / stride)
+            assert np.array_equal(got[k].numpy().astype(np.uint8), want), (stride, box)
+
+
+def test_generate_box_mask_transform_is_the_releases():
+    from mmdet.structures.bbox import HorizontalBoxes
+
+    from apro.data.transforms import GenerateBoxMask
+
+    boxes = np.array([[2.5, 3.5, 9.5, 10.5], [0.0, 0.0, 20.0, 16.0], [11.2, 7.7, 12.4, 8.2]], np.float32)
+    out = GenerateBoxMask()(dict(img=np.zeros((16, 20, 3), np.uint8), gt_bboxes=HorizontalBoxes(boxes)))
+    for k, box in enumerate(boxes):
+        assert np.array_equal(out["gt_masks"].masks[k], _release_box_mask(box, 16, 20, 1)), box
+
+
+def test_keep_shape_pad_keeps_the_image_size():
+    from apro.data.transforms import GenerateBoxMask, KeepShapePad
+
+    res = GenerateBoxMask()(dict(img=np.zeros((30, 50, 3), np.uint8), gt_bboxes=np.array([[1.0, 2.0, 49.0, 29.0]])))
+    res["img_shape"] = (30, 50)
+    res = KeepShapePad(size_divisor=32, pad_val=dict(img=128, masks=0))(res)
+    assert res["img_shape"] == (30, 50) and tuple(res["pad_shape"][:2]) == (32, 64)
+    assert res["img"][31, 63, 0] == 128 and res["gt_masks"].masks.shape == (1, 32, 64)
+    assert res["gt_masks"].masks[0, 30:].sum() == 0 and res["gt_masks"].masks[0, :, 50:].sum() == 0
+
+
+def test_solov2_cells_claimed_twice_go_to_the_last_instance():
+    """The release keeps one positive per grid cell: the last instance that claims it (O:SH:435-443)."""
+    head = _small_solov2_head()
+    gt = InstanceData(labels=torch.tensor([0, 2]),
+                      bboxes=torch.tensor([[40.0, 40.0, 64.0, 64.0], [42.0, 41.0, 62.0, 63.0]]))  # same cells
+    targets, labels, flags, pos = head._get_targets_single(gt, featmap_sizes=(32, 48))
+    assert pos[0] == sorted(set(pos[0])) and len(pos[0]) == int(flags[0].sum()) == len(targets[0])
+    assert all(labels[0].flatten()[i] == 2 for i in pos[0])
+    want = _release_box_mask([42.0, 41.0, 62.0, 63.0], 128, 192, 4)
+    assert all(np.array_equal(t.numpy(), want) for t in targets[0])
+
+
+def test_solov2_cell_bounds_use_the_releases_arithmetic():
+    """(c - h) / H // (1 / grid) in float32, as the release (O:SH:425): at 0.35 of 256 px on a 40-cell grid
+    the top cell is 13, where (c - h) / H * grid rounds to 14."""
+    head = _small_solov2_head(num_grids=[40, 6, 4], scale_ranges=((1, 64), (64, 128), (128, 256)))
+    # centre 93.5 px, half height 0.5 * 39 * 0.2 = 3.9: (93.5 - 3.9) / 256 = 0.35
+    gt = InstanceData(labels=torch.tensor([1]), bboxes=torch.tensor([[131.0, 74.0, 170.0, 113.0]]))
+    _, labels, _, pos = head._get_targets_single(gt, featmap_sizes=(64, 80))
+    rows = sorted({i // 40 for i in pos[0]})
+    assert rows == [13, 14, 15] and int((93.5 - 3.9) / 256 * 40 // 1) == 14  # the other rounding: [14, 15]
+
+
+def test_solov2_targets_from_pipeline_masks_equal_the_drawn_ones():
+    from mmdet.structures.mask import BitmapMasks
+
+    head = _small_solov2_head()
+    boxes = torch.tensor([[10.0, 12.0, 30.0, 30.0], [40.0, 20.0, 90.0, 70.0], [100.4, 60.0, 150.0, 96.0]])
+    drawn = head._get_targets_single(InstanceData(labels=torch.tensor([0, 1, 2]), bboxes=boxes),
+                                     featmap_sizes=(32, 48), img_shape=(96, 150))
+    masks = np.zeros((3, 96, 150), np.uint8)  # GenerateBoxMask on the 96 x 150 image; the preprocessor pads
+    for k, (x0, y0, x1, y1) in enumerate(boxes.round().int().tolist()):
+        masks[k, y0:y1 + 1, x0:x1 + 1] = 1
+    gt = InstanceData(labels=torch.tensor([0, 1, 2]), bboxes=boxes,
+                      masks=BitmapMasks(masks, 96, 150).pad((128, 192), pad_val=0))
+    given = head._get_targets_single(gt, featmap_sizes=(32, 48), img_shape=(96, 150))
+    for a, b in zip(drawn, given):
+        for x, y in zip(a, b):
+            assert (x == y) if isinstance(x, list) else torch.equal(x, y)
+    ring = masks.copy()
+    ring[1, 30:40, 50:60] = 0  # not a box: instance masks must never reach a box head
+    gt.masks = BitmapMasks(ring, 96, 150)
+    with pytest.raises(ValueError, match="expected box masks"):
+        head._get_targets_single(gt, featmap_sizes=(32, 48), img_shape=(96, 150))
+
+
+def test_mask2former_test_pipeline_keeps_the_resized_shape(tmp_path):
+    """Predictions are cropped to img_shape before they are rescaled: the 128-padding stays out of it."""
+    import cv2
+    from mmengine.dataset import Compose
+
+    import apro.data.transforms  # noqa: F401
+
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), np.full((375, 500, 3), 50, np.uint8))
+    out = Compose(_paper("mask2former_r50_voc.py").test_pipeline)(dict(img_path=str(path), img_id=0))
+    meta = out["data_samples"].metainfo
+    assert meta["img_shape"] == (800, 1067) and tuple(out["inputs"].shape[-2:]) == (800, 1088)
+    assert int(out["inputs"][0, 0, -1]) == 128  # padded before normalising

@@ -84,9 +84,9 @@ def test_constant_image(H, W):
     guide = torch.full((2, 3, H, W), 0.25)
     tree = minimum_spanning_tree(guide)
     _check_against_references(guide, tree)
-    # all costs 0: Kruskal accepts the horizontal edges (rows) in order, then column 0's vertical edges
-    expect = [(y * W + x, y * W + x + 1) for y in range(H) for x in range(W - 1)]
-    expect += [(y * W, (y + 1) * W) for y in range(H - 1)]
+    # all costs 0: the release's order accepts the vertical edges (columns) first, then row 0's horizontal ones
+    expect = [(y * W + x, (y + 1) * W + x) for y in range(H - 1) for x in range(W)]
+    expect += [(x, x + 1) for x in range(W - 1)]
     np.testing.assert_array_equal(tree[0].numpy(), np.array(expect, dtype=np.int64).reshape(-1, 2))
 
 
@@ -106,13 +106,24 @@ def test_deterministic(levels):
         assert torch.equal(minimum_spanning_tree(guide[b : b + 1])[0], t1[b])
 
 
-def test_ties_follow_edge_index():
-    """Hand-made tie case: a 2x2 constant image with one bright pixel."""
+def test_ties_follow_the_releases_edge_index():
+    """Hand-made tie case: a 2x2 constant image with one bright pixel. The release numbers the vertical
+    edges first: 0:(0,2) cost 0, 1:(1,3) cost 1, 2:(0,1) cost 0, 3:(2,3) cost 1."""
     guide = torch.zeros(1, 1, 2, 2)
     guide[0, 0, 1, 1] = 1.0
-    # edges: 0:(0,1) c0, 1:(2,3) c1, 2:(0,2) c0, 3:(1,3) c1
     tree = minimum_spanning_tree(guide)[0].tolist()
-    assert tree == [[0, 1], [0, 2], [2, 3]]
+    assert tree == [[0, 2], [0, 1], [1, 3]]
+
+
+def test_costs_closer_than_float32_resolves_at_one_tie():
+    """The release ranks by float32 (cost + 1): costs 1e-9 apart are equal there, and the release's edge
+    order decides (here the vertical edge, although its cost is the larger)."""
+    from apro.ops import minimum_spanning_tree_from_weights
+
+    # 2 x 2, in grid-edge order: horizontal (0,1) 1e-9, (2,3) 0.5; vertical (0,2) 3e-9, (1,3) 0.5
+    w = torch.tensor([[1e-9, 0.5, 3e-9, 0.5]])
+    tree = minimum_spanning_tree_from_weights(w, 2, 2)[0].tolist()
+    assert tree[:2] == [[0, 2], [0, 1]]  # by cost alone (0, 1) would come first
 
 
 def test_float64_guide():

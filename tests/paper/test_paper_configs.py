@@ -84,7 +84,7 @@ def test_paper_hyper_parameters():
     for name in CONFIGS:
         cfg = _load(name)
         plugin = "apro.models.mask2former_apro" if name.startswith("mask2former") else "apro.models.box_solov2"
-        assert cfg.custom_imports["imports"] == [plugin]
+        assert cfg.custom_imports["imports"] == [plugin, "apro.data.transforms"]
         assert cfg.launcher == "none"  # without torchrun
         voc = "voc" in name
         assert cfg.train_dataloader.dataset.data_root == ("data/voc/" if voc else "data/coco/")

@@ -67,7 +67,18 @@ def test_every_model_zoo_entry_with_its_paper_numbers(registry):
         assert e.paper == {"AP": ap, "AP50": ap50, "AP75": ap75}, e
         assert e.supervision == "box" and e.variant == reg.APRO_VARIANT
         assert e.config == f"experiments/paper/{e.name}.py" and e.config_path().is_file()
-        assert e.suites == ("paper", "released")  # trained, and its released checkpoint evaluated
+        # trained, its released checkpoint evaluated, and run next to the release's own code
+        assert e.suites == ("paper", "released", "crosscheck")
+
+
+def test_the_crosscheck_suite_is_every_entry_with_a_release_config(registry):
+    """The model zoo and the Swin-T configs, each following a release config (original_recipes.yaml)."""
+    from apro.crosscheck.run import release_configs
+
+    members = [e.name for e in registry.experiments_in("crosscheck")]
+    assert sorted(members) == sorted(release_configs())
+    assert registry.suites["crosscheck"].compare == "release"
+    assert registry.missing("crosscheck", registry.experiments["solov2_r50_coco"], base=ROOT) == []  # no data
 
 
 def test_demo_entries_are_the_five_variants_with_existing_configs(registry):

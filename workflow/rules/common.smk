@@ -180,6 +180,38 @@ def released_inputs(wildcards):
     }
 
 
+# ---------------------------------------------------------------- crosscheck.smk
+#: suites whose jobs compare against the release (apro crosscheck) instead of training
+COMPARE_SUITES = [name for name, suite in REGISTRY.suites.items() if suite.compare]
+#: the suites `rule report` serves (a compare suite has its own summary in the same folder)
+REPORTED_SUITES = "|".join(re.escape(name) for name in REGISTRY.suites if name not in COMPARE_SUITES)
+
+
+def original_arg(wildcards):
+    """--original <clone> from the config's `original` (none: apro original-env clones the release)."""
+    return f" --original {config['original']}" if config.get("original") else ""
+
+
+def crosscheck_job(wildcards):
+    """The entry's job in the configured compare suite (its config; the check needs no dataset)."""
+    if SUITE not in COMPARE_SUITES:
+        raise WorkflowError(f"crosscheck {wildcards.experiment}: a job of a compare suite, e.g. "
+                            f"--config suite={COMPARE_SUITES[0]}; the configured suite {SUITE!r} is not one")
+    try:
+        return REGISTRY.job(SUITE, wildcards.experiment)
+    except apro_registry.RegistryError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def crosscheck_inputs(wildcards):
+    return {"venv": apro_layout.original_env_record(), "config": config_inputs(crosscheck_job(wildcards))}
+
+
+def crosscheck_mem_mb(wildcards):
+    """Both stacks' models, gradients and optimiser states at once: Swin-L's need twice the others'."""
+    return 16000 if crosscheck_job(wildcards).experiment.backbone == "Swin-L" else 8000
+
+
 # ---------------------------------------------------------------- report.smk, figures.smk
 def suite_jobs(suite):
     """The runs of a suite, one job per (experiment, seed): only the selected experiments

@@ -17,6 +17,8 @@ rule report:
         md=apro_layout.report_files("{suite}")["md"],
         html=report(apro_layout.report_files("{suite}")["html"], category="APro results"),
         metafiles=directory(apro_layout.metafiles_dir("{suite}")),
+    wildcard_constraints:
+        suite=REPORTED_SUITES,  # a compare suite's summary is crosscheck_report's
     params:
         apro=APRO,
         registry=shown_path(REGISTRY_FILE),
