@@ -93,8 +93,6 @@ help:
 setup: $(STAMP_OPS)
 	@echo "setup: $(VENV) is up to date"
 
-test demo: export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD := 1
-
 test: setup
 	@echo "==> pytest"
 	$(VPY) -m pytest -q $(PYTEST_ARGS)

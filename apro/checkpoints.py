@@ -1,8 +1,17 @@
-"""The APro release's checkpoints (mmdet 2.25) as this suite's modules (mmdet 3.3), loaded strictly.
+"""Checkpoints: loaded without running their code, and the APro release's converted to this suite's modules.
 
     apro convert-checkpoint CONFIG RELEASED.pth --out CONVERTED.pth
 
-The release's model zoo (its README) was trained and saved with mmdetection
+**Loading.** Every checkpoint this suite reads from outside (a released file, a converted one, ``--init-from``,
+the checkpoint argument of ``evaluate`` / ``visualize``, backbone weights) and its own resume files are unpickled
+by torch's weights-only unpickler: tensors, containers, numbers and strings, and the few types of
+:func:`allowed_types`, never code. :func:`load_checkpoint_file` names the file and the refused type when a file
+holds anything else; :func:`allow_checkpoint_types` puts the same allow-list under mmengine's own ``torch.load``
+calls (whose default is weights-only since torch 2.6). mmengine pickles its message hub's ``HistoryBuffer``
+with bound methods (``builtins.getattr``, which no allow-list can admit), so :class:`PlainMessageHubHook` saves
+those histories as tensors and restores them on resume.
+
+**Converting.** The release's model zoo (its README) was trained and saved with mmdetection
 2.25. Its parameters have the shapes of this suite's paper models (the heads
 follow the release, ``experiments/paper/DEVIATIONS.md``); what differs is
 where some of them live:
@@ -29,8 +38,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence, Tuple
+
+from mmengine.hooks import Hook
+from mmengine.logging import HistoryBuffer
+from mmengine.registry import HOOKS
 
 from apro.errors import InputError
 from apro.io import atomic_file, file_sha256
@@ -69,8 +83,52 @@ def rename(key: str, model_type: str) -> str:
     return key
 
 
-def read_state_dict(path: os.PathLike) -> Mapping[str, "object"]:
-    """The tensors of a torch checkpoint (``state_dict`` of an mmdet file, or a bare state dict)."""
+def allowed_types() -> List[object]:
+    """What a checkpoint may hold besides what torch's weights-only unpickler admits itself (tensors, dicts,
+    lists, tuples, OrderedDict, numbers, strings, torch dtypes and sizes): numpy scalars and arrays, under the
+    names numpy 1.x and 2.x pickle them with. Values, not code. Found by listing the globals of the files this
+    suite reads: the release's (its EpochBasedRunner.save_checkpoint, with tools/train.py's meta and the
+    optimiser state): none; mmengine's training checkpoints: numpy scalar and dtype (runtime_info's ``eta``),
+    numpy arrays and HistoryBuffer with builtins.getattr (the message hub, which :class:`PlainMessageHubHook`
+    saves as tensors instead); converted files, torchvision's and Swin's weights: none."""
+    import numpy as np
+
+    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    out = []
+    for obj, name in ((core.scalar, "scalar"), (core._reconstruct, "_reconstruct")):
+        out += [(obj, f"numpy._core.multiarray.{name}"), (obj, f"numpy.core.multiarray.{name}")]
+    # a dtype unpickles as numpy.dtype(...) and is then built as its class (numpy.dtypes.Float64DType, ...)
+    kinds = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+             np.float16, np.float32, np.float64)
+    return out + [(np.dtype, "numpy.dtype"), (np.ndarray, "numpy.ndarray")] + [type(np.dtype(k)) for k in kinds]
+
+
+_ALLOWED = False
+
+
+def allow_checkpoint_types() -> None:
+    """Adds :func:`allowed_types` to torch's weights-only allow-list (once per process): mmengine's own loads
+    (resume, ``load_from``, ``init_cfg``) then read this suite's files and refuse code, as
+    :func:`load_checkpoint_file` does."""
+    global _ALLOWED
+    if not _ALLOWED:
+        import torch
+
+        torch.serialization.add_safe_globals(allowed_types())
+        _ALLOWED = True
+    # torch's process-wide switch turns weights-only off for every load that does not ask for it (mmengine's)
+    if os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None) is not None:
+        print("apro: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is ignored: this suite loads every checkpoint weights-only",
+              file=sys.stderr, flush=True)
+
+
+#: the type torch's weights-only unpickler refused, as its message names it
+_REFUSED = re.compile(r"Unsupported global: GLOBAL ([\w.]+)|but got <class '([\w.]+)'>")
+
+
+def load_checkpoint_file(path: os.PathLike, what: str = "checkpoint"):
+    """A torch checkpoint read by the weights-only unpickler with :func:`allowed_types`; a file that holds
+    any other type is refused (:class:`CheckpointError` naming the file and the type): its code never runs."""
     import pickle
     import zipfile
 
@@ -78,13 +136,28 @@ def read_state_dict(path: os.PathLike) -> Mapping[str, "object"]:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such file (expected a released .pth checkpoint)")
+        raise CheckpointError(f"{path}: no such file (expected a {what}, a .pth file)")
+    allow_checkpoint_types()
     try:
-        # the release's files pickle mmcv's meta (config text, numpy values): not loadable with weights_only
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _REFUSED.search(str(exc))
+        kind = f"{found.group(1) or found.group(2)}" if found else "an object that is not plain data"
+        raise CheckpointError(
+            f"{path}: refused to load this {what}: it refers to {kind}, which is not among the types a checkpoint "
+            f"may hold (tensors, numbers, strings, containers, numpy values); unpickling it could run code. "
+            f"If you trust the file, re-save its weights alone, e.g. torch.save({{'state_dict': "
+            f"torch.load(path, weights_only=False)['state_dict']}}, 'weights.pth'), and pass that") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError, KeyError) as exc:
         raise CheckpointError(f"{path}: not a readable torch checkpoint (truncated, or not a .pth file): "
                               f"{type(exc).__name__}: {exc}") from None
+
+
+def read_state_dict(path: os.PathLike) -> Mapping[str, "object"]:
+    """The tensors of a torch checkpoint (``state_dict`` of an mmdet file, or a bare state dict)."""
+    import torch
+
+    obj = load_checkpoint_file(path, "released .pth checkpoint")
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not a model checkpoint (expected a dict of tensors, or a dict with "
@@ -154,3 +227,33 @@ def convert_checkpoint(config: str, source: str, out: str) -> dict:
     print(f"apro convert-checkpoint: {len(state)} tensors of {source} -> {out} (strict load into {config} passed)",
           flush=True)
     return meta
+
+
+def message_hub_hook() -> dict:
+    """The config of :class:`PlainMessageHubHook`, for a training's ``custom_hooks``."""
+    return dict(type=PlainMessageHubHook.__name__)
+
+
+@HOOKS.register_module()
+class PlainMessageHubHook(Hook):
+    """Saves the message hub's ``HistoryBuffer`` objects as tensors (their pickles hold bound methods, which the
+    weights-only unpickler refuses) and makes them ``HistoryBuffer`` objects again when a run resumes."""
+
+    priority = "VERY_LOW"
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        import torch
+
+        scalars = checkpoint.get("message_hub", {}).get("log_scalars", {})
+        for key, value in list(scalars.items()):
+            if isinstance(value, HistoryBuffer):
+                log, count = value.data
+                scalars[key] = {"history_buffer": {"log": torch.as_tensor(log), "count": torch.as_tensor(count),
+                                                   "max_length": int(value.max_length)}}
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        scalars = checkpoint.get("message_hub", {}).get("log_scalars", {})
+        for key, value in list(scalars.items()):
+            if isinstance(value, dict) and "history_buffer" in value:
+                b = value["history_buffer"]
+                scalars[key] = HistoryBuffer(b["log"].numpy(), b["count"].numpy(), b["max_length"])

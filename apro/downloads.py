@@ -2,8 +2,8 @@
 
 Used for everything the workflow downloads (ImageNet weights, the release's checkpoints, dataset
 archives, label sources). A file already in place is only checked, so files placed by hand are used;
-without a published checksum the first download records one (``<file>.sha256``) and later runs are
-checked against it. Nothing here imports torch.
+unless the full checksum is published (torch.hub's file names carry only its first 8 digits), the first
+check records it (``<file>.sha256``) and later runs are checked against it. Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -37,28 +37,31 @@ def fetch(url: str, out: Union[str, os.PathLike], expected: Optional[str], algor
           what: str = "file") -> str:
     """Downloads ``url`` to ``out`` (through a temporary file) and checks it; returns its digest.
 
-    A file already at ``out`` is only checked (so files placed by hand are used).
-    With ``expected`` None, the digest is recorded in ``<out>.<algorithm>`` the
-    first time and checked against that record afterwards.
+    A file already at ``out`` is only checked (so files placed by hand are used). ``expected`` is the published
+    digest, a prefix of it (torch.hub's file names), or None. Unless the full digest is published, the first
+    check records it in ``<out>.<algorithm>`` and every later one enforces it as well.
     """
     out = Path(out)
     record = out.with_name(out.name + f".{algorithm}")
-    if expected is None and record.is_file():
-        expected = record.read_text().split()[0]
+    recorded = record.read_text().split()[0] if record.is_file() else None
     if not out.is_file():
         try:
             with atomic_file(out, suffix=".part") as tmp:
                 print(f"fetching {what} {url} -> {out}", flush=True)
                 with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 (fixed release URLs)
                     shutil.copyfileobj(r, f, 1 << 20)
-                if expected is not None:
-                    check_digest(tmp, expected, algorithm)
+                for digest in (expected, recorded):
+                    if digest is not None:
+                        check_digest(tmp, digest, algorithm)
         except (OSError, ValueError) as exc:
             raise FetchError(f"could not download {what} from {url} ({exc}); download it by hand and place it at "
                              f"{out} (the workflow then only checks its checksum)") from exc
-    if expected is None:
-        got = file_sha256(out, algorithm)
+    got = file_sha256(out, algorithm)
+    for digest in (expected, recorded):
+        if digest is not None:
+            check_digest(out, digest, algorithm)
+    if recorded is None and (expected is None or len(expected) < len(got)):
         record.write_text(f"{got}  {out.name}\n")
-        print(f"{out}: no published checksum; recorded {algorithm} {got} in {record}", flush=True)
-        return got
-    return check_digest(out, expected, algorithm)
+        published = "no published checksum" if expected is None else f"published prefix {expected} checked"
+        print(f"{out}: {published}; recorded {algorithm} {got} in {record}", flush=True)
+    return got

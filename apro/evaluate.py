@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -155,7 +154,6 @@ def evaluate(config: str, checkpoint: str, data_root: str, out: str, seed: int =
              threads: Optional[int] = 1, label_root: Optional[str] = None) -> dict:
     from apro.train import versions
 
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     threads = runs.set_threads(threads)
     t0 = time.time()
     ckpt = runs.trained_checkpoint(checkpoint)

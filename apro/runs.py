@@ -230,6 +230,9 @@ def init_checkpoint(init_from: os.PathLike) -> Path:
         path = Path(done["checkpoint"])
     if not path.is_file():
         raise TrainError(f"--init-from {init_from}: no such checkpoint file")
+    from apro.checkpoints import load_checkpoint_file
+
+    load_checkpoint_file(path, "--init-from checkpoint")  # weights-only: a file holding code is refused here
     return path.resolve()
 
 
@@ -243,6 +246,9 @@ def trained_checkpoint(checkpoint: os.PathLike) -> Path:
         path = Path(json.loads(done.read_text())["checkpoint"])
     if not path.is_file():
         raise TrainError(f"checkpoint {checkpoint}: no such file (expected a .pth from apro train)")
+    from apro.checkpoints import load_checkpoint_file
+
+    load_checkpoint_file(path, "checkpoint")  # weights-only: a file holding code is refused before mmengine reads it
     return path
 
 

@@ -26,14 +26,20 @@ def run_training(cfg, work_dir: os.PathLike, prog: str = "apro train",
     """Runs mmengine's ``Runner`` on ``cfg`` in ``work_dir``: resumes from the work dir's
     last checkpoint when there is one, else starts from ``init_from``'s weights (or from
     scratch). Returns (final checkpoint, wall seconds of this run, checkpoint resumed from)."""
+    from apro.checkpoints import allow_checkpoint_types, load_checkpoint_file, message_hub_hook
+
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     cfg.work_dir = str(work)
+    # every checkpoint loaded weights-only (mmengine's loads too), every one saved so that it loads so
+    allow_checkpoint_types()
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), message_hub_hook()]
     last = work / "last_checkpoint"
     resumed_from = last.read_text().strip() if last.is_file() else None
     if resumed_from:
         # resume=True with load_from=None: mmengine resumes from <work_dir>/last_checkpoint
         print(f"{prog}: resuming from {resumed_from}", flush=True)
+        load_checkpoint_file(resumed_from, "checkpoint to resume from")  # a refused file is named before mmengine
         cfg.resume, cfg.load_from = True, None
     elif init_from is not None:
         # weights only: the schedule, optimiser state and iteration count start afresh
@@ -74,7 +80,6 @@ def versions(semantic: bool) -> dict:
 def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: Optional[int] = None,
           threads: Optional[int] = 1, init_from: Optional[str] = None, label_root: Optional[str] = None) -> dict:
     """Trains (or resumes) and returns the contents of ``<work_dir>/done.json``."""
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # mmengine checkpoints hold non-tensors
     threads = runs.set_threads(threads)
     cfg = runs.load_config(config, data_root, seed, label_root=label_root)  # checks the config and the data
     semantic = runs.is_semantic(cfg)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -264,7 +263,6 @@ def instance_rows(config: str, work_dir: str, data_root: Path, image: dict, max_
     from apro.losses.box import gp_soft_targets, lp_soft_targets
     from apro.runs import load_config, trained_checkpoint
 
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     cfg = load_config(config, str(data_root), seed=0)
     ckpt = trained_checkpoint(work_dir)
     model = build_model(cfg)

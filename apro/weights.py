@@ -9,9 +9,11 @@ below and checks it before it lands there (atomically: a partial download
 never looks finished). Checksums: torchvision's release files carry the first
 8 hex digits of their sha256 in the name (torch.hub's convention), checked as
 a sha256 prefix; the Swin releases and the APro release's checkpoints
-(``released/<file>.pth``, fetched for the ``released`` suite) publish none, so
-their sha256 is recorded next to the file (``<file>.sha256``) on first
-download and checked afterwards.
+(``released/<file>.pth``, fetched for the ``released`` suite) publish none.
+Wherever the full sha256 is not published, it is recorded next to the file
+(``<file>.sha256``) on first download and checked afterwards (this project's
+machines cannot reach the download hosts, so no full digest is written here).
+Every one of these files is then loaded weights-only (:mod:`apro.checkpoints`).
 
 Nothing here imports torch.
 """

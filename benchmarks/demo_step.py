@@ -17,7 +17,6 @@ Needs the demo data (``snakemake --cores 2 --config suite=demo`` makes it, or ``
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -109,7 +108,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.profiled < 1 or args.threads < 1:
         p.error("--iters, --profiled and --threads must be >= 1, --warmup >= 0")
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     try:
         rows = run(args.experiments, args.iters, args.warmup, args.profiled, args.threads)
     except (reg.RegistryError, runs.RunError) as exc:

@@ -24,7 +24,6 @@ under torch's profiler for the share of GP, LP and the spanning tree (the
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import sys
@@ -232,7 +231,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error("--iters must be >= 1 and --warmup >= 0")
     if args.batch is not None and args.batch < 1:
         p.error("--batch must be >= 1")
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     device = torch.device(args.device)
     rows = run(args.configs, args.iters, args.warmup, device, batch=args.batch, apro_share=args.apro_share)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"

@@ -118,7 +118,6 @@ def shrink_paper_config():
 
 def _snakemake_env() -> dict:
     env = dict(os.environ)
-    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 

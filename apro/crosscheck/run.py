@@ -135,7 +135,6 @@ def _run_release(venv: Path, scratch: Path, spec: dict, log: Path) -> None:
     spec_file.write_text(json.dumps(spec, indent=1))
     cmd = [str(venv_python(venv)), str(RELEASE_SIDE), str(spec_file)]
     env = {**os.environ, **release_env(venv)}
-    env.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:  # progress lines reach the user as they come

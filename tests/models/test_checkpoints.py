@@ -109,7 +109,7 @@ def test_convert_checkpoint_writes_a_file_that_loads(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["checkpoint.pth"]  # no temporary left
     fresh, _ = build_model(_config("solov2_r50_voc"))
     load_checkpoint(fresh, str(out), map_location="cpu", strict=True, logger="silent")
-    want = torch.load(src, weights_only=False)["state_dict"]["bbox_head.solo_mask.weight"]
+    want = torch.load(src, weights_only=True)["state_dict"]["bbox_head.solo_mask.weight"]
     assert torch.equal(fresh.mask_head.mask_feature_head.conv_pred.weight, want)
 
 

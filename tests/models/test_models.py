@@ -243,7 +243,6 @@ def test_train_resume_and_evaluate_smoke(data_root, tmp_path, monkeypatch):
     from apro import cli, runs
     from apro import train as train_mod
 
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     config = os.path.join(DEMO, "box_gp_lp.py")
     work = tmp_path / "work"
     assert cli.main(["train", config, "--work-dir", str(work), "--data-root", data_root, "--max-iters", "2",
@@ -278,8 +277,8 @@ def test_init_from_starts_with_the_other_runs_weights_and_a_fresh_schedule(data_
 
     from apro import cli, runs
     from apro import train as train_mod
+    from apro.checkpoints import load_checkpoint_file
 
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     first = tmp_path / "first"
     base = train_mod.train(os.path.join(DEMO, "box.py"), str(first), data_root, max_iters=2)
     # a variant with a zero learning rate: its weights can only come from the starting checkpoint
@@ -289,8 +288,8 @@ def test_init_from_starts_with_the_other_runs_weights_and_a_fresh_schedule(data_
     second = tmp_path / "second"
     done = train_mod.train(str(frozen), str(second), data_root, max_iters=1, init_from=str(first / "done.json"))
     assert done["init_from"] == base["checkpoint"] and done["checkpoint"].endswith("iter_1.pth")
-    start = torch.load(base["checkpoint"], map_location="cpu", weights_only=False)
-    end = torch.load(done["checkpoint"], map_location="cpu", weights_only=False)
+    start = load_checkpoint_file(base["checkpoint"])  # this suite's own checkpoints load weights-only
+    end = load_checkpoint_file(done["checkpoint"])
     assert end["meta"]["iter"] == 1  # counted from 0, not from the other run's 2
     weights = [k for k, v in start["state_dict"].items() if v.is_floating_point() and "running" not in k]
     assert weights and all(torch.equal(start["state_dict"][k], end["state_dict"][k]) for k in weights)

@@ -105,6 +105,11 @@ def test_fetch_checks_checksum(tmp_path):
     sha = hashlib.sha256(b"weights stand-in").hexdigest()
     out = tmp_path / "weights" / "w.pth"
     assert fetch(src.as_uri(), out, sha[:8]) == sha and out.read_bytes() == b"weights stand-in"
+    # a published prefix (torch.hub's names): checked, and the full digest recorded and enforced after
+    assert (out.parent / "w.pth.sha256").read_text().split()[0] == sha
+    out.write_bytes(b"weights stand-ix")  # another file whose digest may share the prefix: the record catches it
+    with pytest.raises(FetchError, match="corrupt"):
+        fetch(src.as_uri(), out, hashlib.sha256(b"weights stand-ix").hexdigest()[:8])
     bad = tmp_path / "bad.pth"
     with pytest.raises(FetchError, match="expected 00000000"):
         fetch(src.as_uri(), bad, "00000000")

@@ -52,7 +52,7 @@ def test_semantic_training_whose_config_changed_starts_afresh(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "apro", "train", config, "--work-dir", work,
                                "--data-root", data, "--label-root", labels, "--seed", str(seed),
                                "--max-iters", str(max_iters), "--threads", "1"], cwd=ROOT, capture_output=True,
-                              text=True, env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1"), timeout=300)
+                              text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         return json.loads((Path(work) / "done.json").read_text())
 
