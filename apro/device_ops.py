@@ -1,17 +1,18 @@
-"""The ops in device-generic torch: the path for devices without compiled kernels (CUDA).
+"""The ops in device-generic torch: their CUDA kernels.
 
-:mod:`apro.ops` runs these when its inputs live on such a device. LP, the grid
-edge costs, the sorts and the GP fill are tensor ops on the inputs' device;
-only the union-find of Kruskal's algorithm and of each GP merge layout runs on
-the host, on integer edge orders, in parallel across maps
+Registered with torch's dispatcher at import (:mod:`apro.ops` imports this
+module), so ``torch.ops.apro.*`` on CUDA tensors runs these. LP, the grid edge
+costs, the sorts and the GP fill are tensor ops on the inputs' device; only
+the union-find of Kruskal's algorithm and of each GP merge layout runs on the
+host, on integer edge orders, in parallel across maps
 (``torch.ops.apro.kruskal_from_order`` and ``torch.ops.apro.gp_layouts``). No
-value map leaves the device.
+value map leaves the device. The tree filter (a baseline) has no device code:
+its CUDA kernel runs the CPU kernel behind copies.
 
 The same code runs on CPU tensors, which is how the tests check it against the
-compiled CPU ops (``tests/ops/test_device_ops.py``): the same tree, GP and LP
-within 1e-5. The functions take the arguments of the ``torch.ops.apro`` ops as
-:mod:`apro.ops` prepares them (float32 contiguous maps, int64 trees and
-indices); the tree filter has no device path (it is a baseline, run on the CPU).
+compiled CPU kernels (``tests/ops/test_device_ops.py``): the same tree, GP and
+LP within 1e-5. The functions take the arguments of the ``torch.ops.apro`` ops
+and return what the CPU kernels return (float32 maps, int64 trees).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import torch.nn.functional as F
 
 from apro import _C  # noqa: F401  (registers the host ops)
 
-__all__ = ["minimum_spanning_tree", "minimum_spanning_tree_from_weights", "global_propagate", "local_propagate"]
+__all__ = ["minimum_spanning_tree", "minimum_spanning_tree_from_weights", "global_propagate", "local_propagate",
+           "tree_filter_on_host"]
 
 
 def _squared_distances(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -60,7 +62,7 @@ def minimum_spanning_tree_from_weights(weights: torch.Tensor, height: int, width
 
 def minimum_spanning_tree(guide: torch.Tensor) -> torch.Tensor:
     """The tree of :func:`minimum_spanning_tree_from_weights` on the guide's grid-edge costs."""
-    return minimum_spanning_tree_from_weights(grid_edge_costs(guide), *guide.shape[-2:])
+    return minimum_spanning_tree_from_weights(grid_edge_costs(guide.float()), *guide.shape[-2:])
 
 
 def _compact(index: torch.Tensor, num_images: int):
@@ -91,12 +93,14 @@ def global_propagate(values: torch.Tensor, guide: Optional[torch.Tensor], tree: 
     sums and a difference array, in float64, a channel of ones giving the
     normaliser.
     """
+    values, tree = values.float(), tree.long()
+    guide = None if guide is None else guide.float()
     device = values.device
     maps, channels = values.shape[0], values.shape[1]
     n = values.shape[2] * values.shape[3]
     if maps == 0 or n <= 1:
         return values.clone()
-    index = image_index.to(device)
+    index = image_index.to(device, torch.int64)
     flat = values.reshape(maps, channels, n)
     if guide is not None:  # one layout per image, shared by its maps
         used, layout_of_map = _compact(index, tree.shape[0])
@@ -143,10 +147,11 @@ def local_propagate(image: torch.Tensor, values: torch.Tensor, mask: Optional[to
     is then a sum over the offsets of shifted, zero-padded value maps, in offset
     order as the compiled op sums them.
     """
+    image, values = image.float(), values.float()
     device = values.device
     height, width = values.shape[-2:]
     r, k = kernel_size // 2, kernel_size
-    index = image_index.to(device)
+    index = image_index.to(device, torch.int64)
     used, of_map = _compact(index, image.shape[0])
     guide = image[used]
     padded_guide = F.pad(guide, (r, r, r, r))
@@ -173,3 +178,17 @@ def local_propagate(image: torch.Tensor, values: torch.Tensor, mask: Optional[to
             acc = acc + w * padded[..., dy:dy + height, dx:dx + width]
         x = acc if m is None else acc * m
     return x.contiguous()
+
+
+def tree_filter_on_host(values: torch.Tensor, guide: Optional[torch.Tensor], tree: torch.Tensor,
+                        image_index: torch.Tensor, zeta: float) -> torch.Tensor:
+    """The tree filter's CUDA kernel: the CPU kernel behind copies (a baseline, not worth device code)."""
+    cpu = [None if t is None else t.cpu() for t in (values, guide, tree, image_index)]
+    return torch.ops.apro.tree_filter(*cpu, zeta).to(values.device)
+
+
+for _op, _kernel in {"minimum_spanning_tree": minimum_spanning_tree,
+                     "minimum_spanning_tree_from_weights": minimum_spanning_tree_from_weights,
+                     "global_propagate": global_propagate, "local_propagate": local_propagate,
+                     "tree_filter": tree_filter_on_host}.items():
+    torch.library.register_kernel(f"apro::{_op}", "cuda", _kernel)

@@ -13,6 +13,8 @@ paths is spelled anywhere else.
     results/data/<dataset>/validated.json       apro validate-data
     results/<suite>/<experiment>/seed<k>/train/         a training's work dir (seed k), done.json when finished
     results/<suite>/<experiment>/seed<k>/metrics.json   apro evaluate (mask AP or mIoU) of that run
+    <output stem>.run.json                      what a step records of itself beside its output (train.run.json,
+                                                metrics.run.json, ...): start, end, wall time, peak memory, status
     results/<suite>/<experiment>/checkpoint.pth         a released checkpoint, converted
     results/ops/build.done                      the compiled ops
     results/logs/<group>/<name>[.<stage>].log   one log per job (name: <experiment>.seed<k> for a run)
@@ -97,7 +99,18 @@ def converted_checkpoint(suite: str, experiment: str) -> str:
     return f"{experiment_dir(suite, experiment)}/checkpoint.pth"
 
 
-# ---------------------------------------------------------------- logs and benchmark files of the jobs
+# ---------------------------------------------------------------- what a run records of itself
+
+def run_record(output: str) -> str:
+    """The record a step writes of itself (start, end, wall time, peak memory, status) next to its output:
+    ``<output stem>.run.json`` beside a file (``metrics.json`` -> ``metrics.run.json``), ``<folder>.run.json``
+    beside a folder (a training's work dir ``train`` -> ``train.run.json``)."""
+    head, sep, name = output.rstrip("/").rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{head}{sep}{stem}.run.json"
+
+
+# ---------------------------------------------------------------- Snakemake's logs and benchmark files of the jobs
 
 def log_file(stage: str, group: str, name: str) -> str:
     """``results/logs/<group>/<name>.<stage>.log``; group is a suite, ``data`` or ``weights``."""

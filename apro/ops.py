@@ -2,13 +2,15 @@
 affinity propagation, and the tree filter of the tree energy loss (TEL, a
 baseline).
 
-The work is done by compiled torch custom ops (``torch.ops.apro.*``, built from
-``csrc/``) on the CPU and by :mod:`apro.device_ops` (device-generic torch) on
-devices without compiled kernels, such as CUDA (:func:`implementation` says
-which); these wrappers check arguments, accept the shapes and dtypes people
-pass in practice, and return constant targets: nothing here carries gradient.
-All ops compute in float32 (GP and the tree filter accumulate in float64) and
-return the input dtype.
+The work is done by torch custom ops, ``torch.ops.apro.*`` (schemas in
+``csrc/ops.cpp``), which torch's dispatcher runs by the inputs' device: the
+compiled kernels of ``csrc/cpu/`` on the CPU, the device-generic torch of
+:mod:`apro.device_ops` on CUDA, and the fake kernels of
+:mod:`apro.fake_kernels` under ``torch.compile`` and FakeTensor tracing. These
+wrappers check arguments, accept the shapes and dtypes people pass in practice,
+and return constant targets: nothing here carries gradient. All ops compute in
+float32 (GP and the tree filter accumulate in float64) and return the input
+dtype.
 """
 from __future__ import annotations
 
@@ -17,11 +19,18 @@ from typing import Mapping, Optional
 
 import torch
 
-from apro import _C  # noqa: F401  (loads the library that registers torch.ops.apro)
-from apro import device_ops
+# the ops and their kernels: CPU (apro._C), CUDA (device_ops), fake (fake_kernels)
+from apro import _C, device_ops, fake_kernels  # noqa: F401
 from apro.defaults import LP_DEFAULTS
 
-__all__ = ["minimum_spanning_tree", "global_propagate", "tree_filter", "local_propagate", "implementation"]
+__all__ = ["minimum_spanning_tree", "global_propagate", "tree_filter", "local_propagate"]
+
+
+def _reads_values() -> bool:
+    """Whether the wrappers check values (NaN/Inf, index ranges), which reads the data. Under
+    ``torch.compile`` such a read would split the graph at every op, so there the values go
+    unchecked here (the kernels still check index ranges); shapes and dtypes are checked always."""
+    return not torch.compiler.is_compiling()
 
 
 def _float_input(tensor: torch.Tensor, name: str, dims: tuple[int, ...], integers: bool = False) -> torch.Tensor:
@@ -41,7 +50,7 @@ def _float_input(tensor: torch.Tensor, name: str, dims: tuple[int, ...], integer
     tensor = tensor.detach()
     # The sum is finite unless an element is NaN/Inf or the sum overflows: one
     # reduction instead of isfinite's three passes, the full check only then.
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor.sum())) \
+    if _reads_values() and tensor.is_floating_point() and not bool(torch.isfinite(tensor.sum())) \
             and not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains NaN or Inf")
     return tensor.to(torch.float32).contiguous()
@@ -68,7 +77,7 @@ def _image_index(image_index: Optional[torch.Tensor], num_maps: int, num_images:
     if image_index.shape != (num_maps,):
         raise ValueError(f"image_index must have shape ({num_maps},), got {tuple(image_index.shape)}")
     image_index = image_index.detach().to("cpu", torch.int64)
-    if num_maps and (int(image_index.min()) < 0 or int(image_index.max()) >= num_images):
+    if _reads_values() and num_maps and (int(image_index.min()) < 0 or int(image_index.max()) >= num_images):
         raise ValueError(
             f"image_index values must lie in [0, {num_images}), got range "
             f"[{int(image_index.min())}, {int(image_index.max())}]"
@@ -106,29 +115,11 @@ def seconds_in_ops(prof) -> dict:
             for op, label in PROFILER_LABELS.items()}
 
 
-def implementation(op, device: torch.device) -> str:
-    """How ``op`` runs on ``device``: ``compiled`` (a kernel of ``apro._C``),
-    ``torch`` (:mod:`apro.device_ops`, on the device) or ``host`` (the CPU kernel
-    behind copies: the tree filter, a baseline, off the CPU)."""
-    name = op._schema.name
-    if device.type == "cpu" or torch._C._dispatch_has_kernel_for_dispatch_key(name, device.type.upper()):
-        return "compiled"
-    return "torch" if hasattr(device_ops, name.split("::")[1]) else "host"
-
-
-def _run(op, device: torch.device, *args):
-    """Runs ``op`` as :func:`implementation` says, labelled ``apro.<op>`` for the
+def _run(name: str, device: torch.device, *args):
+    """Runs ``torch.ops.apro.<name>`` on ``device``, labelled ``apro.<name>`` for the
     profiler (benchmarks/paper_step.py --apro-share adds up these labels)."""
-    name = op._schema.name.split("::")[1]
-    how = implementation(op, device)
     with torch.profiler.record_function(f"apro.{name}"):  # the labels of PROFILER_LABELS
-        if how == "host":
-            args = [a.cpu() if isinstance(a, torch.Tensor) else a for a in args]
-            return op(*args).to(device)
-        args = [a.to(device) if isinstance(a, torch.Tensor) else a for a in args]
-        if how == "torch":
-            return getattr(device_ops, name)(*args)
-        return op(*args)
+        return getattr(torch.ops.apro, name)(*(a.to(device) if isinstance(a, torch.Tensor) else a for a in args))
 
 
 def minimum_spanning_tree(guide: torch.Tensor) -> torch.Tensor:
@@ -152,7 +143,7 @@ def minimum_spanning_tree(guide: torch.Tensor) -> torch.Tensor:
     """
     device = _same_device(guide=guide)
     guide = _float_input(guide, "guide", (4,), integers=True)
-    return _run(torch.ops.apro.minimum_spanning_tree.default, device, guide)
+    return _run("minimum_spanning_tree", device, guide)
 
 
 def minimum_spanning_tree_from_weights(weights: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -164,7 +155,7 @@ def minimum_spanning_tree_from_weights(weights: torch.Tensor, height: int, width
     """
     device = _same_device(weights=weights)
     weights = _float_input(weights, "weights", (2,), integers=True)
-    return _run(torch.ops.apro.minimum_spanning_tree_from_weights.default, device, weights, int(height), int(width))
+    return _run("minimum_spanning_tree_from_weights", device, weights, int(height), int(width))
 
 
 def _check_tree(tree: torch.Tensor, num_vertices: int) -> torch.Tensor:
@@ -207,11 +198,11 @@ def global_propagate(
     Returns:
         A tensor of ``values``' shape and dtype, without gradient.
     """
-    return _tree_op(torch.ops.apro.global_propagate.default, values, guide, tree, zeta, image_index)
+    return _tree_op("global_propagate", values, guide, tree, zeta, image_index)
 
 
-def _tree_op(op, values, guide, tree, zeta, image_index):
-    """Checks the arguments shared by the tree ops (GP, tree filter) and runs ``op``."""
+def _tree_op(name, values, guide, tree, zeta, image_index):
+    """Checks the arguments shared by the tree ops (GP, tree filter) and runs ``torch.ops.apro.<name>``."""
     device = _same_device(values=values, guide=guide, tree=tree)
     shape, dtype = values.shape, values.dtype
     maps = _value_maps(values)
@@ -225,7 +216,7 @@ def _tree_op(op, values, guide, tree, zeta, image_index):
     if not zeta > 0:
         raise ValueError(f"zeta must be > 0, got {zeta}")
     index = _image_index(image_index, maps.shape[0], tree.shape[0], device)
-    out = _run(op, device, maps, guide, tree, index, float(zeta))
+    out = _run(name, device, maps, guide, tree, index, float(zeta))
     return out.reshape(shape).to(dtype)
 
 
@@ -254,7 +245,7 @@ def tree_filter(
     Returns:
         A tensor of ``values``' shape and dtype, without gradient.
     """
-    return _tree_op(torch.ops.apro.tree_filter.default, values, guide, tree, zeta, image_index)
+    return _tree_op("tree_filter", values, guide, tree, zeta, image_index)
 
 
 @torch.no_grad()
@@ -309,6 +300,6 @@ def local_propagate(
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     index = _image_index(image_index, maps.shape[0], image.shape[0], device)
-    out = _run(torch.ops.apro.local_propagate.default, device, image, maps, mask, index,
+    out = _run("local_propagate", device, image, maps, mask, index,
                int(kernel_size), float(zeta), int(iterations))
     return out.reshape(shape).to(dtype)

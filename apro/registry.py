@@ -2,7 +2,7 @@
 
 One YAML file lists the datasets, the suites and every experiment (the
 paper's model zoo with its reported numbers, the demo variants, ...) under one
-schema, ``workflow/schemas/registry.schema.yaml``. This module reads it,
+schema, ``apro/resources/registry.schema.yaml`` (package data). This module reads it,
 validates it (the schema, then what a schema cannot say: unique names, suites
 and datasets that exist, config files on disk) and answers the questions of
 the workflow and the CLI:
@@ -38,16 +38,18 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 
 from apro.errors import InputError
 
+#: the checkout this package lives in, when it is installed from one (``pip install -e``)
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REGISTRY = REPO_ROOT / "experiments" / "registry.yaml"
-SCHEMA = REPO_ROOT / "workflow" / "schemas" / "registry.schema.yaml"
+#: where the registry is, relative to the folder the suite runs in (its root: configs are relative to it)
+REGISTRY_IN_ROOT = Path("experiments") / "registry.yaml"
+DEFAULT_REGISTRY = REPO_ROOT / REGISTRY_IN_ROOT
 
 #: the variant whose gain over ``BASELINE_VARIANT`` is "the APro gain"
 APRO_VARIANT = "box+gp+lp"
 BASELINE_VARIANT = "box"
 
 __all__ = ["RegistryError", "Dataset", "Suite", "Experiment", "Job", "Registry", "load_registry",
-           "parse_names", "parse_seeds", "REPO_ROOT", "DEFAULT_REGISTRY", "SCHEMA", "APRO_VARIANT", "BASELINE_VARIANT",
+           "parse_names", "parse_seeds", "REPO_ROOT", "DEFAULT_REGISTRY", "APRO_VARIANT", "BASELINE_VARIANT", "TASKS",
            "data_dir", "validated_marker", "experiment_dir", "work_dir", "done_file", "metrics_file",
            "log_file", "benchmark_file", "report_dir", "report_files", "config_files"]
 
@@ -58,8 +60,8 @@ class RegistryError(InputError):
 
 # ---------------------------------------------------------------- output layout: apro.layout, the one place
 from apro.layout import (benchmark_file, converted_checkpoint, data_dir, done_file, experiment_dir,  # noqa: E402,F401
-                         log_file, metrics_file, report_dir, report_files, semantic_label_root, sparse_labels_dir,
-                         validated_marker, work_dir)
+                         log_file, metrics_file, report_dir, report_files, run_record, semantic_label_root,
+                         sparse_labels_dir, validated_marker, work_dir)
 
 
 # ---------------------------------------------------------------- entries
@@ -67,7 +69,7 @@ from apro.layout import (benchmark_file, converted_checkpoint, data_dir, done_fi
 @dataclasses.dataclass(frozen=True)
 class Dataset:
     name: str
-    kind: str  # "synthetic" (apro make-data), "download" (workflow/rules/paper.smk) or "external" (by hand)
+    kind: str  # "synthetic" (apro make-data), "download" (workflow/rules/data.smk) or "external" (by hand)
     description: str
     num_train: Optional[int] = None
     num_val: Optional[int] = None
@@ -107,10 +109,15 @@ class Suite:
     compare: Optional[str] = None  # "release": apro crosscheck of every member; no data, no training
 
 
+#: the two tasks of the suite: instance segmentation (mmdet, mask AP), semantic segmentation (mmseg, mIoU)
+TASKS = ("instance", "semantic")
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     name: str
     suites: tuple
+    task: str  # "instance" or "semantic" (TASKS): the one notion of what an experiment does
     framework: str
     backbone: str
     dataset: str
@@ -122,7 +129,7 @@ class Experiment:
     iters: Optional[int] = None
     init_from: Optional[str] = None  # an experiment whose final checkpoint starts this one
     threads: Optional[int] = None  # CPU threads of its training (None: the workflow's default)
-    gpus: Optional[int] = None  # GPUs of one paper training (one node, torchrun); the config's num_gpus
+    gpus: Optional[int] = None  # GPUs of one training (one node; torchrun for several); None: a CPU experiment
     released: Optional[str] = None  # the APro release's checkpoint (a weights/ file, apro/weights.py)
     notes: str = ""
 
@@ -226,6 +233,7 @@ class Registry:
 
     def __init__(self, data: Mapping[str, Any], path: Union[str, os.PathLike] = "<registry>",
                  root: Union[str, os.PathLike] = REPO_ROOT, check_configs: bool = True):
+        """``root``: the folder relative config paths start from."""
         self.path = str(path)
         self.root = Path(root)
         _validate_schema(data, self.path)
@@ -265,6 +273,14 @@ class Registry:
             outside = [s for s in exp.suites if s not in base.suites]
             if outside:
                 raise RegistryError(f"{where} is not in suite(s) {', '.join(outside)} of this experiment")
+        self.ablations: List[dict] = [
+            {**g, "rows": [{"experiment": r["experiment"], "value": str(r["value"])} for r in g["rows"]]}
+            for g in data.get("ablations") or []]
+        for g in self.ablations:
+            unknown = [r["experiment"] for r in g["rows"] if r["experiment"] not in self.experiments]
+            if unknown:
+                raise RegistryError(f"{self.path}: ablation group {g['name']!r}: {', '.join(unknown)} not experiments "
+                                    f"of the registry")
         for name, suite in self.suites.items():
             if suite.checkpoints == "released":
                 without = [e.name for e in self.experiments.values() if name in e.suites and e.released is None]
@@ -394,18 +410,13 @@ def config_files(config: Union[str, os.PathLike]) -> List[Path]:
     return out
 
 
-def _load_schema() -> dict:
-    import yaml
-
-    with open(SCHEMA, "r", encoding="utf-8") as f:
-        return yaml.safe_load(f)
-
-
 def _validate_schema(data: Any, path: str) -> None:
     import jsonschema
 
-    validator_cls = jsonschema.validators.validator_for(_load_schema())
-    validator = validator_cls(_load_schema())
+    from apro import resources
+
+    schema = resources.schema("registry")
+    validator = jsonschema.validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
@@ -413,25 +424,35 @@ def _validate_schema(data: Any, path: str) -> None:
             where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
             lines.append(f"  - at {where}: {err.message}")
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise RegistryError(f"{path}: does not match the registry schema {SCHEMA}:\n" + "\n".join(lines) + more)
+        raise RegistryError(f"{path}: does not match the registry schema {resources.schema_name('registry')}:\n"
+                            + "\n".join(lines) + more)
+
+
+def default_registry() -> Path:
+    """``experiments/registry.yaml`` of the folder the suite runs in, else of the checkout this package is
+    installed from (an installed wheel outside a checkout has none: pass ``--registry``)."""
+    here = Path.cwd() / REGISTRY_IN_ROOT
+    return here if here.is_file() else DEFAULT_REGISTRY
 
 
 def load_registry(path: Union[None, str, os.PathLike] = None, root: Union[None, str, os.PathLike] = None,
                   check_configs: bool = True) -> Registry:
-    """Reads and validates the registry (default ``experiments/registry.yaml`` of this repository).
+    """Reads and validates the registry (default :func:`default_registry`).
 
-    Relative config paths are taken from ``root`` (default: the repository root).
+    Relative config paths are taken from ``root`` (default: the folder holding the registry's folder, the
+    root of ``experiments/registry.yaml``).
     """
     import yaml
 
-    p = Path(path) if path is not None else DEFAULT_REGISTRY
-    if not p.is_absolute() and not p.exists():
+    p = Path(path) if path is not None else default_registry()
+    if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
         p = REPO_ROOT / p
     if not p.is_file():
-        raise RegistryError(f"{p}: registry file not found (expected a YAML file like experiments/registry.yaml)")
+        raise RegistryError(f"{p}: registry file not found (expected a YAML file like experiments/registry.yaml; "
+                            f"pass --registry)")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise RegistryError(f"{p}: not valid YAML ({exc})") from exc
-    return Registry(data if data is not None else {}, path=p, root=root if root is not None else REPO_ROOT,
-                    check_configs=check_configs)
+    return Registry(data if data is not None else {}, path=p,
+                    root=root if root is not None else p.resolve().parent.parent, check_configs=check_configs)

@@ -15,6 +15,8 @@ one is using.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import os
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
+from apro import layout
 from apro.errors import InputError, RunFailed
 from apro.io import file_sha256, write_json_atomic
 
@@ -334,3 +337,49 @@ def semantic_data(data_root: Union[str, os.PathLike], train_labels: Union[str, o
     """The training data of an mmseg run: its images and the label folder it trains on."""
     return {"train_images_sha256": tree_sha256([Path(data_root) / "train"]),
             "train_labels_sha256": tree_sha256([train_labels])}
+
+
+# ---------------------------------------------------------------- what a step records of itself
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+
+
+def _usage() -> tuple:
+    """(peak resident memory in MB, CPU seconds) of this process and its children so far."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kb = max(own.ru_maxrss, kids.ru_maxrss)  # kilobytes on Linux
+    return round(peak_kb / 1024, 1), round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 1)
+
+
+@contextlib.contextmanager
+def recorded(output: Union[str, os.PathLike], step: str, argv: Optional[Sequence[str]] = None):
+    """Writes ``apro.layout.run_record(output)`` (atomically) when ``step`` starts (status ``running``) and when
+    it ends (``done``, or ``failed`` with the error): start and end times, wall time, peak memory and CPU time
+    of the process and its children, the command line. The reports read these, not the workflow's logs. Under
+    torchrun only rank 0 writes."""
+    from datetime import datetime, timezone
+
+    if _rank()[0] != 0:
+        yield
+        return
+    path = Path(layout.run_record(str(output)))
+    record = {"step": step, "output": str(output), "status": RUNNING,
+              "argv": list(sys.argv if argv is None else argv), "host": os.uname().nodename,
+              "start": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_json_atomic(path, record)
+    t0 = time.time()
+    status, error = DONE, None
+    try:
+        yield
+    except BaseException as exc:
+        status, error = FAILED, f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        peak, cpu = _usage()
+        record.update(status=status, end=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      wall_s=round(time.time() - t0, 1), peak_rss_mb=peak, cpu_s=cpu)
+        if error:
+            record["error"] = error[-2000:]
+        write_json_atomic(path, record)

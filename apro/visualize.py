@@ -1,7 +1,7 @@
 """Affinity figures for chosen val images (``apro visualize``).
 
     apro visualize --data-root data/synthetic --out reports/demo/figures \\
-        [--images 2] [--config experiments/demo/box_gp_lp.py --work-dir results/demo/box_gp_lp/train]
+        [--images 2] [--model box_gp_lp --suite demo --seed 0]
 
 For each of the first ``--images`` val images that hold an object, the picked
 pixel is the centre of its first GT box, on the grid the losses see (the
@@ -18,8 +18,8 @@ as in :class:`apro.models.box_solov2.BoxSOLOV2Head`). One figure
   contributes to p's LP output;
 * BoxInst's similarities of p to its 8 neighbours (3x3, dilation 2, Lab colours).
 
-With ``--config`` and ``--work-dir`` (a finished ``apro train`` work dir), a
-second figure ``instances_<image id>.png`` shows per GT instance the trained
+With ``--model`` (a trained registry experiment, with ``--suite`` and ``--seed``), or ``--config`` and
+``--work-dir`` (a finished ``apro train`` work dir), a second figure ``instances_<image id>.png`` shows per GT instance the trained
 model's soft mask (the kernel of the grid cell holding the box centre) beside
 its GP and LP soft pseudo labels, computed exactly as in training.
 
@@ -514,8 +514,11 @@ def photo_figures(out: Path, stride: int = 4, zeta_g: float = ZETA_G) -> List[di
 # ---------------------------------------------------------------- entry point
 
 def visualize(data_root: str, out_dir: str, images: int = 2, stride: int = 4, config: Optional[str] = None,
-              work_dir: Optional[str] = None, zeta_g: float = ZETA_G, photo: bool = True) -> dict:
+              work_dir: Optional[str] = None, zeta_g: float = ZETA_G, photo: bool = True,
+              model_name: Optional[str] = None) -> dict:
+    """``model_name``: how the captions name the trained model (default: its work dir)."""
     root = Path(data_root)
+    model_name = model_name or work_dir
     out = Path(out_dir)
     if (config is None) != (work_dir is None):
         raise VisualizeError("--config and --work-dir go together (the trained model and its config)")
@@ -543,14 +546,14 @@ def visualize(data_root: str, out_dir: str, images: int = 2, stride: int = 4, co
             if rows:
                 path = out / f"instances_{image['id']}.png"
                 instance_figure(rows, f"val image {image['id']}: prediction and soft pseudo labels "
-                                f"({Path(work_dir).parent.name})", path)
+                                f"({model_name})", path)
                 figures.append({"file": path.name, "kind": "instances", "image_id": image["id"],
-                                "caption": f"Val image {image['id']}, model {Path(work_dir).parent.name}: per GT "
+                                "caption": f"Val image {image['id']}, model {model_name}: per GT "
                                            "instance, the predicted soft mask beside its GP and LP soft pseudo "
                                            "labels (as computed in training)."})
     if photo:
         figures += photo_figures(out, stride, zeta_g)
     manifest = {"data_root": str(root), "stride": stride, "zeta_g": zeta_g, "model": work_dir,
-                "figures": figures}
+                "model_name": model_name, "figures": figures}
     write_json_atomic(out / "figures.json", manifest)
     return manifest

@@ -42,7 +42,7 @@ def measure(experiment: str, iters: int, warmup: int, profiled: int, suite: str 
     from torch.profiler import ProfilerActivity, profile
 
     job = reg.load_registry().job(suite, experiment)
-    label_root = job.dataset.label_root if job.experiment.framework == "DeepLabV3+" else None
+    label_root = job.dataset.label_root if job.experiment.task == "semantic" else None
     cfg = runs.load_config(str(job.config), str(job.data_root), 0, label_root=label_root)
     runs.set_max_iters(cfg, warmup + iters + profiled)
     with tempfile.TemporaryDirectory(prefix="demo_step_") as work:

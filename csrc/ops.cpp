@@ -1,6 +1,7 @@
-// Schemas of the APro ops. Kernels live in cpu/, one op per file, registered
-// with TORCH_LIBRARY_IMPL for the CPU; on other devices apro/device_ops.py
-// computes them with torch, calling the two host ops below for union-find.
+// Schemas of the APro ops, registered with torch's dispatcher. Kernels per
+// dispatch key: CPU in cpu/ (one op per file, TORCH_LIBRARY_IMPL); CUDA is the
+// device-generic torch code of apro/device_ops.py, which calls the two host ops
+// below for union-find; the fake (meta) kernels are in apro/fake_kernels.py.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -16,6 +17,14 @@ TORCH_LIBRARY(apro, m) {
   m.def(
       "local_propagate(Tensor image, Tensor values, Tensor? mask, Tensor image_index, int kernel_size, "
       "float zeta, int iterations) -> Tensor");
+}
+
+// The ops build constant targets and have no derivative: below autograd they
+// run as they are, and their outputs never require grad.
+TORCH_LIBRARY_IMPL(apro, Autograd, m) {
+  for (const char* name : {"minimum_spanning_tree", "minimum_spanning_tree_from_weights", "global_propagate",
+                           "tree_filter", "kruskal_from_order", "gp_layouts", "local_propagate"})
+    m.impl(name, torch::CppFunction::makeFallthrough());
 }
 
 // `import apro._C` loads this library, whose static initialisers register the

@@ -10,7 +10,7 @@
 _base_ = ['mmdet::solov2/solov2_r50_fpn_ms-3x_coco.py']
 
 custom_imports = dict(imports=['apro.models.box_solov2', 'apro.data.transforms'], allow_failed_imports=False)
-# torchrun sets WORLD_SIZE: one process per GPU inside a job (workflow/rules/paper.smk)
+# torchrun sets WORLD_SIZE: one process per GPU inside a job (workflow/rules/train.smk)
 world_size = '{{$WORLD_SIZE:1}}'
 launcher = 'pytorch' if int(world_size) > 1 else 'none'
 

@@ -28,7 +28,7 @@
 #   classes        21, ignore 255        TEL lib/datasets/loader/voc2012_loader.py num_classes = 21,
 #                                        semseg_ignore_class = 255 (lib/datasets/data_loader.py ReLabel(255, -1))
 #   train / val    train_aug 10,582 /    TEL voc2012_loader.py __init__: SBD train + SBD val + VOC train - VOC val;
-#                  VOC val 1,449         val = VOC val (laid out by workflow/rules/semantic.smk prepare_voc_semantic)
+#                  VOC val 1,449         val = VOC val (laid out by workflow/rules/data.smk prepare_voc_semantic)
 #   seg. loss      partial CE (labelled  TEL train.sh:19 LOSS_TYPE="fs_ce_loss" (loss_helper.py FSCELoss: CE with the
 #                  pixels only)          unlabelled pixels ignored); here apro.models.segmentor PartialCrossEntropyLoss
 #   pairwise loss  APro GP + LP on the   replaces TEL's TreeEnergyLoss (lib/loss/loss_helper.py): both are an L1

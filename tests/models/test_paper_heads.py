@@ -283,3 +283,24 @@ def test_mask2former_test_pipeline_keeps_the_resized_shape(tmp_path):
     meta = out["data_samples"].metainfo
     assert meta["img_shape"] == (800, 1067) and tuple(out["inputs"].shape[-2:]) == (800, 1088)
     assert int(out["inputs"][0, 0, -1]) == 128  # padded before normalising
+
+
+@pytest.mark.parametrize("terms", [{}, dict(loss_tree=dict(loss_weight=2.0))])
+def test_solov2_mask_terms_compile_into_one_graph(terms):
+    """The head's APro terms (projection, GP, LP; the tree filter) through the ops: fullgraph=True fails
+    on any graph break, and the compiled terms equal the eager ones (benchmarks/compile_breaks.py lists
+    the breaks of the whole loss, all in target assignment)."""
+    head = _small_solov2_head(**terms)
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 1, 32, 48, generator=gen, requires_grad=True)
+    box = torch.zeros(3, 1, 32, 48)
+    box[0, :, 4:20, 5:30] = box[1, :, 10:30, 2:40] = box[2, :, 0:12, 20:48] = 1
+    index, inputs = torch.tensor([0, 1, 1]), torch.randn(2, 3, 128, 192, generator=gen)
+    torch._dynamo.reset()
+    compiled = torch.compile(head._mask_terms, fullgraph=True, backend="aot_eager")
+    got, want = compiled(logits, box, index, inputs), head._mask_terms(logits, box, index, inputs)
+    assert set(got) == set(want) == {"proj", "gp", "lp"} | ({"tree"} if terms else set())
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-6, atol=1e-7)
+    sum(got.values()).sum().backward()
+    assert logits.grad is not None and bool(logits.grad.abs().sum() > 0)

@@ -1,7 +1,7 @@
 """The device path (apro.device_ops, what CUDA tensors run) on CPU tensors, and on CUDA where
 there is a GPU: parity with the compiled CPU ops (the same tree; GP and LP within 1e-5), GP
-against the brute-force definition, the host union-find ops' input checks, and which
-implementation apro.ops picks per device."""
+against the brute-force definition, and the host union-find ops' input checks. That
+torch's dispatcher sends CUDA tensors here is tests/ops/test_dispatcher.py's."""
 import numpy as np
 import pytest
 import torch
@@ -82,15 +82,6 @@ def test_lp_matches_the_compiled_op(kernel_size, with_mask, device):
         got = device_ops.local_propagate(*_on(device, image, values, mask, index), kernel_size, 0.15, iterations)
         assert got.device.type == device and got.shape == values.shape
         assert (got.cpu() - expect).abs().max() <= TOL, (iterations, float((got.cpu() - expect).abs().max()))
-
-
-def test_apro_ops_pick_the_device_path_where_no_kernel_is_compiled():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # only the dispatcher is asked: no GPU needed
-    for name in ("minimum_spanning_tree", "minimum_spanning_tree_from_weights", "global_propagate",
-                 "local_propagate", "tree_filter"):
-        op = getattr(torch.ops.apro, name).default
-        assert ops.implementation(op, cpu) == "compiled"
-        assert ops.implementation(op, cuda) == ("host" if name == "tree_filter" else "torch")
 
 
 def test_host_ops_reject_orders_that_are_not_permutations():

@@ -177,9 +177,9 @@ def test_paper_report_statuses(tmp_path):
     out = tmp_path / reg.metrics_file("paper", "solov2_r50_voc", 0)
     out.parent.mkdir(parents=True)
     out.write_text(json.dumps({"AP": 37.4, "AP50": 65.0, "AP75": 40.0, "seed": 0}))
-    log = tmp_path / reg.log_file("train", "paper", "mask2former_r50_coco.seed0")
-    log.parent.mkdir(parents=True)
-    log.write_text("Traceback ...\n")
+    record = tmp_path / reg.run_record(reg.work_dir("paper", "mask2former_r50_coco", 0))  # a training that failed
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"status": "failed", "error": "RunError: out of memory"}))
     rows = {row["experiment"]: row for row in collect(r, "paper", tmp_path)}
     assert rows["solov2_r50_voc"]["status"] == "done" and rows["solov2_r50_voc"]["paper_AP"] == 38.4
     assert rows["solov2_r50_voc"]["AP"] == 37.4
@@ -204,10 +204,12 @@ def test_paper_dry_run_plans_every_job(tmp_path, profile):
         assert f"results/paper/{name}/seed0/train/done.json" in text and f"results/paper/{name}/seed0/metrics.json" in text
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in text.splitlines()
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
-    assert counts["train_paper"] == len(PAPER) and counts["evaluate"] == len(PAPER)
-    # torchrun gets each entry's GPU count (the release's: SOLOv2 VOC 4, COCO 8; Mask2Former 4)
+    assert counts["train"] == len(PAPER) and counts["evaluate"] == len(PAPER)
+    # torchrun gets each entry's GPU count (the release's: SOLOv2 VOC 4, COCO 8; Mask2Former 4), one thread a
+    # process; its evaluation takes one GPU
     for name, gpus in (("solov2_r50_voc", 4), ("solov2_r101_coco", 8), ("mask2former_swinl_coco", 4)):
-        assert re.search(rf"--nproc_per_node={gpus} -m apro train \S*experiments/paper/{name}\.py", text), name
+        assert re.search(rf"--nproc_per_node={gpus} -m apro train {name} --suite paper --seed 0 --threads 1 ", text), name
+        assert re.search(rf"apro evaluate {name} --suite paper --seed 0 --threads \d+ ", text), name
     # resnet50-11ad3fa6, resnet101-b641f3a9 (the release's two ImageNet files) and the two Swin releases
     assert counts["fetch_weights"] == 4 and counts["prepare_voc"] == 1 and counts["prepare_coco"] == 1
 
@@ -222,9 +224,9 @@ def test_paper_table_shows_the_released_checkpoints(tmp_path):
     out = tmp_path / reg.metrics_file("released", "mask2former_r50_voc", 0)
     out.parent.mkdir(parents=True)
     out.write_text(json.dumps({"AP": 42.1, "AP50": 70.2, "AP75": 44.0, "seed": 0}))
-    log = tmp_path / reg.log_file("convert", "released", "solov2_r50_coco")
-    log.parent.mkdir(parents=True)
-    log.write_text("apro convert-checkpoint: error: ...\n")
+    record = tmp_path / reg.run_record(reg.converted_checkpoint("released", "solov2_r50_coco"))  # a failed conversion
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"status": "failed", "error": "CheckpointError: shapes differ"}))
     rows = {row["experiment"]: row for row in collect(r, "paper", tmp_path)}
     assert rows["mask2former_r50_voc"]["released_status"] == "done"
     assert rows["mask2former_r50_voc"]["released_AP"] == 42.1 and rows["mask2former_r50_voc"]["AP"] is None
@@ -249,12 +251,11 @@ def test_released_dry_run_fetches_converts_and_evaluates_each_entry(tmp_path):
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in text.splitlines()
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
     assert counts["fetch_weights"] == 10 and counts["convert_released"] == 10 and counts["evaluate"] == 10
-    assert "train_paper" not in counts and "train" not in counts  # nothing is trained
+    assert "train" not in counts  # nothing is trained
     assert re.search(r"convert-checkpoint \S*experiments/paper/solov2_r50_voc\.py "
                      r"weights/released/solov2_voc_r50_36epoch\.pth --out results/released/solov2_r50_voc/"
                      r"checkpoint\.pth", text)
-    assert re.search(r"evaluate \S*experiments/paper/mask2former_swinl_coco\.py "
-                     r"results/released/mask2former_swinl_coco/checkpoint\.pth --data-root data/coco", text)
+    assert "apro evaluate mask2former_swinl_coco --suite released --seed 0 " in text
 
 
 def test_released_checkpoints_are_fetched_and_their_sha256_recorded(tmp_path, monkeypatch):

@@ -376,14 +376,12 @@ def test_paper_semantic_dry_run_plans_every_job(tmp_path):
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
     assert counts["fetch_archive"] == 2 and counts["voc_fetch"] == 2 and counts["voc_sparse_labels"] == 1
     assert counts["prepare_voc_semantic"] == 1 and counts["fetch_weights"] == 1
-    assert counts["train_semantic"] == 2 and counts["evaluate_semantic"] == 2
-    # no COCO instance files in the semantic VOC layout: no figures and no validate_data (figures.smk)
+    assert counts["train"] == 2 and counts["evaluate"] == 2
+    # no COCO instance files in the semantic VOC layout: no figures and no validate_data (report.smk, data.smk)
     assert "visualize" not in counts and "validate_data" not in counts
     assert "apro prepare-voc-semantic --voc-tar downloads/VOCtrainval_11-May-2012.tar --sbd-tgz downloads/" \
            "benchmark.tgz --sparse data/semantic/voc_aug/train --out data/voc_aug" in text
-    for kind, name in ENTRIES.items():
-        assert re.search(rf"apro train \S*experiments/semantic/paper_voc_{kind}\.py --work-dir "
-                         rf"results/paper_semantic/{name}/seed0/train --data-root data/voc_aug --label-root "
-                         r"data/voc_aug/labels", text), name
+    for name in ENTRIES.values():  # one GPU, one process (registry: gpus 1)
+        assert re.search(rf"apro train {name} --suite paper_semantic --seed 0 --threads \d+ ", text), name
         assert f"results/paper_semantic/{name}/seed0/metrics.json" in text
     assert "apro fetch resnet101_v1c-e67eebb6.pth --out weights/resnet101_v1c-e67eebb6.pth" in text

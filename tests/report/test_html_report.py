@@ -31,7 +31,7 @@ def _png(path: Path) -> None:
 
 @pytest.fixture
 def run_root(tmp_path):
-    """A results tree with a few metrics, a benchmark file, an ops table and one figure."""
+    """A results tree with a few metrics, a step's record, an ops table and one figure."""
     def metrics(suite, name, ap):
         p = tmp_path / reg.metrics_file(suite, name, 0)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -43,9 +43,9 @@ def run_root(tmp_path):
         p = tmp_path / reg.metrics_file("smoke", name, 0)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps({"mIoU": miou, "aAcc": 90.0, "seed": 0, "wall_s": 3.0}))
-    bench = tmp_path / reg.benchmark_file("train", "smoke", layout.run_name("box", 0))
-    bench.parent.mkdir(parents=True, exist_ok=True)
-    bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n12.5\t0:00:12\t321.0\t11.0\n")
+    record = tmp_path / layout.run_record(layout.work_dir("smoke", "box", 0))
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"status": "done", "wall_s": 12.5, "peak_rss_mb": 321.0, "cpu_s": 11.0}))
     ops = tmp_path / "reports" / "benchmarks" / "ops.csv"
     ops.parent.mkdir(parents=True)
     ops.write_text("measure,ours,baseline\nGP time,0.05,0.07\n")
@@ -73,7 +73,7 @@ def test_report_sections_values_and_links(run_root):
     assert "dense labels (sem_full): 50.0 (single run)" in text
     # the results table is the summary's: supervision column, status in bold where not done
     assert "<th>supervision</th>" in text and "<td><b>not run</b></td>" in text
-    assert "<td>GP time</td>" in text and "<td>321</td>" in text  # ops table; max RSS of the benchmark
+    assert "<td>GP time</td>" in text and "<td>321</td>" in text  # ops table; the training's recorded peak memory
     assert re.search(r"<td>mmdet</td><td>3\.\d", text)
     assert "experiments/demo/box.py" in text  # config hashes
     # the smoke suite reuses the smoke_ablation results (same overrides), never the demo's
@@ -95,11 +95,21 @@ def test_report_without_any_result_says_what_is_missing(tmp_path):
     assert not list(path.parent.glob("ablation_*.png"))
 
 
-def test_bad_ablation_spec_names_the_file(tmp_path, monkeypatch):
-    bad = tmp_path / "ablation.yaml"
-    bad.write_text("groups: [{name: x}]\n")
-    with pytest.raises(report.ReportError, match=r"ablation.yaml: expected groups"):
-        report.load_ablation_spec(bad)
+def test_an_ablation_group_of_unknown_experiments_names_them(tmp_path):
+    """The ablation groups are the registry's (``ablations:``): checked with it."""
+    import yaml
+
+    data = yaml.safe_load(reg.default_registry().read_text())
+    data["ablations"].append({"name": "x", "setting": "y", "rows": [{"experiment": "nope", "value": 1}]})
+    bad = tmp_path / "experiments" / "registry.yaml"
+    bad.parent.mkdir()
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(reg.RegistryError, match=r"ablation group 'x': nope not experiments of the registry"):
+        reg.load_registry(bad, root=reg.REPO_ROOT)
+    data["ablations"][-1]["rows"] = []
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(reg.RegistryError, match=r"at ablations/6/rows"):
+        reg.load_registry(bad, root=reg.REPO_ROOT)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium; .ci/run does)")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from apro import layout, metafiles, registry as reg, report, stats
+from apro import layout, registry as reg, report, stats
+from apro.report import metafiles
 
-BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 HARDWARE = {"cpu": "Intel(R) Xeon(R) Platinum 8480+", "cores": 112, "avx512": True,
             "gpus": ["NVIDIA H100 80GB HBM3"] * 4, "machine": "x86_64"}
 
@@ -28,9 +28,9 @@ def _json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data))
 
 
-def _run(root: Path, suite: str, name: str, seed: int, ap: float, bench_s: float = None) -> str:
-    """A finished fake run: its checkpoint, done.json, metrics.json (and a train benchmark file); returns the
-    checkpoint's sha256."""
+def _run(root: Path, suite: str, name: str, seed: int, ap: float, train_s: float = None) -> str:
+    """A finished fake run: its checkpoint, done.json, metrics.json (and the records its training and evaluation
+    wrote of themselves, with ``train_s``); returns the checkpoint's sha256."""
     ckpt = root / layout.work_dir(suite, name, seed) / "iter_10.pth"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.write_bytes(f"weights of {name} seed {seed}".encode())
@@ -39,10 +39,10 @@ def _run(root: Path, suite: str, name: str, seed: int, ap: float, bench_s: float
         "hardware": HARDWARE})
     _json(root / layout.metrics_file(suite, name, seed),
           {"AP": ap, "AP50": ap + 27, "AP75": ap + 1, "seed": seed, "config_sha256": "ab" * 32, "wall_s": 60.0})
-    if bench_s is not None:
-        b = root / layout.benchmark_file("train", suite, layout.run_name(name, seed))
-        b.parent.mkdir(parents=True, exist_ok=True)
-        b.write_text(BENCH_HEADER + f"{bench_s}\t1:00:00\t20480.0\t900\t500\t505\t1\t2\t80\t{bench_s}\n")
+    if train_s is not None:
+        _json(root / layout.run_record(layout.work_dir(suite, name, seed)),
+              {"status": "done", "wall_s": train_s, "peak_rss_mb": 20480.0, "cpu_s": train_s})
+        _json(root / layout.run_record(layout.metrics_file(suite, name, seed)), {"status": "done", "wall_s": 60.0})
     return hashlib.sha256(ckpt.read_bytes()).hexdigest()
 
 
@@ -83,8 +83,8 @@ def test_paper_suite_without_results_writes_a_valid_metafile_per_entry(tmp_path)
 
 def test_metafile_holds_the_numbers_of_made_up_results(tmp_path):
     registry = reg.load_registry()
-    sha0 = _run(tmp_path, "paper", "solov2_r50_voc", 0, 38.0, bench_s=7200.0)
-    _run(tmp_path, "paper", "solov2_r50_voc", 1, 38.6)  # no benchmark file: done.json's wall time
+    sha0 = _run(tmp_path, "paper", "solov2_r50_voc", 0, 38.0, train_s=7200.0)
+    _run(tmp_path, "paper", "solov2_r50_voc", 1, 38.6)  # no records: no times (done.json's are not read)
     # the release's checkpoint, converted and evaluated by the released suite
     conv = tmp_path / layout.converted_checkpoint("released", "solov2_r50_voc")
     conv.parent.mkdir(parents=True, exist_ok=True)
@@ -102,9 +102,9 @@ def test_metafile_holds_the_numbers_of_made_up_results(tmp_path):
     r0, r1, r2 = rep["Runs"]
     assert r0["Status"] == "done" and r0["Metrics"]["mask AP"] == 38.0 and r0["Checkpoint SHA256"] == sha0[:8]
     assert r0["Config SHA256"] == "ab" * 32 and r0["Hardware"] == HARDWARE
-    assert r0["Train"] == {"Wall Time (s)": 7200.0, "Peak Memory (MB)": 20480.0, "Source": "benchmark"}
-    assert r0["Evaluate"] == {"Wall Time (s)": 60.0, "Peak Memory (MB)": "not recorded", "Source": "metrics.json"}
-    assert r1["Train"] == {"Wall Time (s)": 3601.0, "Peak Memory (MB)": "not recorded", "Source": "done.json"}
+    assert r0["Train"] == {"Wall Time (s)": 7200.0, "Peak Memory (MB)": 20480.0, "Source": "train.run.json"}
+    assert r0["Evaluate"] == {"Wall Time (s)": 60.0, "Peak Memory (MB)": "not recorded", "Source": "metrics.run.json"}
+    assert r1["Train"] == "not recorded" and r1["Evaluate"] == "not recorded"
     assert r2["Status"] == "not run" and r2["Train"] == "not run" and r2["Checkpoint SHA256"] == "not run"
     assert model["Metadata"]["Training Memory (GB)"] == 20.0
     assert model["Metadata"]["Training Resources"] == "4x NVIDIA H100 80GB HBM3"

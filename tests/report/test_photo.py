@@ -228,7 +228,10 @@ def test_a_table_entry_without_rows_is_read_from_its_csv(tmp_path):
     (figs / "t.csv").write_text("a,b\n1,2\n")
     (figs / "figures.json").write_text(json.dumps({"figures": [{"file": "t.csv", "kind": "table",
                                                                  "caption": "c"}]}))
-    entries, _ = report.figure_list(tmp_path, "smoke")
-    blocks = report.figure_blocks(entries, "figures")
+    from apro.report.collect import figure_list
+    from apro.report.pages import figure_blocks
+
+    entries, _ = figure_list(tmp_path, "smoke")
+    blocks = figure_blocks(entries, "figures")
     assert blocks[0].header == ["a", "b"] and blocks[0].rows == [["1", "2"]]
     assert "[t.csv](figures/t.csv)" in blocks[1].text

@@ -11,9 +11,10 @@ import pytest
 
 from apro import layout, registry as reg, report, stats
 from apro.errors import InputError
+from apro.io import write_text_atomic
 
-REQUIRED_COLUMNS = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "AP", "AP50", "AP75"]
-BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+REQUIRED_COLUMNS = ["experiment", "task", "framework", "backbone", "dataset", "supervision", "variant", "AP", "AP50",
+                    "AP75"]
 
 
 def _metrics(root: Path, suite: str, name: str, ap: float, ap50: float, ap75: float, seed: int = 0) -> None:
@@ -22,10 +23,12 @@ def _metrics(root: Path, suite: str, name: str, ap: float, ap50: float, ap75: fl
     path.write_text(json.dumps({"AP": ap, "AP50": ap50, "AP75": ap75, "seed": seed, "wall_s": 3.0}))
 
 
-def _bench(root: Path, stage: str, group: str, name: str, seconds: float, rss: float = 512.0) -> None:
-    path = root / reg.benchmark_file(stage, group, name)
+def _record(root: Path, output: str, seconds: float, rss: float = 512.0, status: str = "done", **extra) -> None:
+    """What a step writes of itself beside ``output`` (apro.runs.recorded)."""
+    path = root / layout.run_record(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(BENCH_HEADER + f"{seconds}\t0:00:{int(seconds):02d}\t{rss}\t900\t500\t505\t1\t2\t80\t{seconds * 0.9}\n")
+    path.write_text(json.dumps({"step": "x", "status": status, "start": "2026-12-07T10:00:00+00:00",
+                                "wall_s": seconds, "peak_rss_mb": rss, "cpu_s": seconds * 0.9, **extra}))
 
 
 def _rows(path: Path):
@@ -35,15 +38,15 @@ def _rows(path: Path):
 
 @pytest.fixture
 def results(tmp_path):
-    """Results of three demo experiments (box_lp and box_gp not run) and their benchmark files."""
+    """Results of three demo experiments (box_lp and box_gp not run) and the records of their steps."""
     _metrics(tmp_path, "demo", "box", 20.0, 45.5, 17.25)
     _metrics(tmp_path, "demo", "box_gp_lp", 23.5, 47.0, 22.0)
     _metrics(tmp_path, "demo", "mask", 30.0, 55.0, 31.0)
-    _bench(tmp_path, "make_data", "data", "synthetic", 12.0)
-    _bench(tmp_path, "make_sparse_labels", "data", "synthetic_seg", 7.0)
+    _record(tmp_path, layout.data_dir("synthetic"), 12.0)
+    _record(tmp_path, layout.sparse_labels_dir("synthetic_seg"), 7.0)
     for name, s in (("box", 250.0), ("box_gp_lp", 400.0), ("mask", 240.0)):
-        _bench(tmp_path, "train", "demo", layout.run_name(name, 0), s, rss=1500.0)
-        _bench(tmp_path, "evaluate", "demo", layout.run_name(name, 0), 20.0)
+        _record(tmp_path, layout.work_dir("demo", name, 0), s, rss=1500.0)
+        _record(tmp_path, layout.metrics_file("demo", name, 0), 20.0)
     return tmp_path
 
 
@@ -65,9 +68,10 @@ def test_report_tables_gain_and_wall_times(results):
     assert "fully supervised upper bound (mask): 30.0 (single run) mask AP" in md
     assert "| box | SOLOv2 | ResNet-18 | synthetic | box | box | 1500 iters | 20.0 (single run) | 45.5 | 17.2 |" in md
     assert "| box_lp |" in md and "**not run**" in md
-    assert "| train box_gp_lp.seed0 | 0:06:40 | 1500 |" in md  # from the benchmark file
-    assert "| make_data synthetic | 12.0 s |" in md
-    assert "| make_sparse_labels synthetic_seg | 7.0 s |" in md  # the semantic labels' step
+    assert "| train box_gp_lp.seed0 | done | 0:06:40 | 1500 | 0:06:00 | results/demo/box_gp_lp/seed0/train.run.json |" \
+        in md  # from the step's own record
+    assert "| make_data synthetic | done | 12.0 s |" in md
+    assert "| make_sparse_labels synthetic_seg | done | 7.0 s |" in md  # the semantic labels' step
     html = paths["html"].read_text()
     assert html.startswith("<!DOCTYPE html>") and "<b>+3.5 (single run) mask AP</b>" in html and "<table>" in html
     leftovers = [p for p in paths["csv"].parent.iterdir() if p.name.startswith(".")]
@@ -82,7 +86,7 @@ def test_report_with_no_results_lists_everything_as_not_run(tmp_path):
     md = paths["md"].read_text()
     assert "not available yet (box, box_gp_lp not run)" in md
     assert "point labels: not available yet (sem_point, sem_point_gp_lp not run)" in md
-    assert "No job has run yet" in md
+    assert "No step has recorded itself yet" in md
 
 
 def test_report_of_the_paper_suite_shows_the_paper_numbers(tmp_path):
@@ -105,15 +109,17 @@ def test_unreadable_metrics_do_not_break_the_report(results):
     assert "metrics.json" in paths["md"].read_text()
 
 
-def test_wall_time_falls_back_to_the_recorded_one_without_benchmarks(tmp_path):
+def test_a_step_without_a_record_has_no_time_made_up(tmp_path):
+    """Times come only from the steps' own records: done.json's and metrics.json's wall times are not read."""
     _metrics(tmp_path, "smoke", "box", 0.0, 0.0, 0.0)
     done = tmp_path / reg.done_file("smoke", "box", 0)
     done.parent.mkdir(parents=True)
     done.write_text(json.dumps({"checkpoint": "x.pth", "wall_s": 7.5}))
+    _record(tmp_path, layout.metrics_file("smoke", "box", 0), 3.0, rss=800.0)
     paths = report.write_report(reg.load_registry(), "smoke", tmp_path, out_dir=tmp_path / "out")
     md = paths["md"].read_text()
-    assert "| train box.seed0 | 7.5 s |  |  | done.json |" in md
-    assert "| evaluate box.seed0 | 3.0 s |  |  | metrics.json |" in md
+    assert "| train box.seed0 |" not in md
+    assert "| evaluate box.seed0 | done | 3.0 s | 800 | 2.7 s | results/smoke/box/seed0/metrics.run.json |" in md
     assert paths["csv"].parent == tmp_path / "out"
 
 
@@ -126,7 +132,7 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch)
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        report.write_text_atomic(target, "new\n")
+        write_text_atomic(target, "new\n")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
 
@@ -155,10 +161,10 @@ def test_paper_table_gives_reproduced_minus_paper_and_a_status_per_entry(tmp_pat
     registry = reg.load_registry()
     paper = registry.experiment("solov2_r50_voc").paper  # 38.4 / 65.4 / 39.8 in the original README
     _metrics(tmp_path, "paper", "solov2_r50_voc", 37.0, 66.0, 39.8)
-    # a training that stopped
-    log = tmp_path / reg.log_file("train", "paper", layout.run_name("mask2former_r50_voc", 0))
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text("Traceback ...\n")
+    # a training that failed, and one that started and has not ended (running, or killed)
+    _record(tmp_path, layout.work_dir("paper", "mask2former_r50_voc", 0), 50.0, status="failed",
+            error="RunError: no checkpoint")
+    _record(tmp_path, layout.work_dir("paper", "mask2former_r101_voc", 0), 0.0, status="running")
     paths = report.write_report(registry, "paper", tmp_path)
     rows = {r["experiment"]: r for r in _rows(paths["csv"])}
     done = rows["solov2_r50_voc"]
@@ -166,6 +172,7 @@ def test_paper_table_gives_reproduced_minus_paper_and_a_status_per_entry(tmp_pat
     assert [float(done[f"diff_{m}"]) for m in ("AP", "AP50", "AP75")] == pytest.approx(
         [37.0 - paper["AP"], 66.0 - paper["AP50"], 39.8 - paper["AP75"]])
     assert rows["mask2former_r50_voc"]["status"] == "failed" and rows["mask2former_r50_voc"]["diff_AP"] == ""
+    assert rows["mask2former_r101_voc"]["status"] == "not finished (running, or stopped)"
     assert rows["solov2_r101_voc"]["status"] == "not run"
     md = paths["md"].read_text()
     assert "AP - paper" in md and "| -1.4 | single run |" in md and f"Verdict: {stats.VERDICT_RULE}." in md
@@ -182,7 +189,7 @@ def test_summary_and_index_share_one_results_table(results):
 
 
 def test_render_escapes_text_and_keeps_inline_markup():
-    from apro.report_render import Page, Section, Table, Text, html, markdown
+    from apro.report.render import Page, Section, Table, Text, html, markdown
 
     page = Page("a <b>", [Text("intro"), Section("S", [Text("**x** `<y>` [l](f.csv) & z"),
                                                        Table(["h|"], [["1|2"]])], anchor="s")])
@@ -227,7 +234,7 @@ def test_seeds_give_mean_std_and_paired_gain_intervals(tmp_path):
             "(30.5 -> 34.5, means)") in md
     assert "(single run)" not in md.split("## Mask AP")[0]  # every gain has an interval
     assert "training seeds 0, 1, 2" in md
-    assert "| train box.seed2 |" not in md  # no benchmark files: nothing made up
+    assert "| train box.seed2 |" not in md  # no records: nothing made up
 
 
 def test_one_seed_says_single_run(results):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from apro import report
+import json
+
+from apro import layout
 from apro import registry as reg
 
 pytest.importorskip("snakemake")
@@ -12,7 +14,7 @@ pytest.importorskip("snakemake")
 
 def test_every_ablation_row_is_a_registry_experiment_with_a_config():
     registry = reg.load_registry()
-    groups = report.load_ablation_spec()
+    groups = registry.ablations
     assert [g["name"] for g in groups][:1] == ["Pairwise terms"]
     names = {r["experiment"] for g in groups for r in g["rows"]}
     for name in names:
@@ -66,3 +68,8 @@ def test_smoke_ablation_end_to_end(tmp_path, snakemake):
     figs = sorted(p.name for p in (report / "figures").glob("*.png"))
     assert any(f.startswith("affinity_") for f in figs) and any(f.startswith("instances_") for f in figs), figs
     assert (tmp_path / "results" / "benchmarks" / "smoke_ablation" / "html_report.tsv").is_file()
+    # every training and evaluation recorded itself, and the report shows the records
+    for name in ("ablation_boxinst", "ablation_tree"):
+        record = tmp_path / layout.run_record(layout.work_dir("smoke_ablation", name, 0))
+        assert json.loads(record.read_text())["status"] == "done"
+    assert "smoke_ablation/ablation_tree/seed0/train.run.json" in text

@@ -1,4 +1,5 @@
 """The README is true: its API example runs as written, and its layout tables are the tree."""
+import fnmatch
 import re
 from pathlib import Path
 
@@ -49,6 +50,31 @@ def test_package_table_names_every_module_and_nothing_else():
                     assert f"`{module.name}`" in row, f"{rel}{module.name} is not named in its README row"
 
 
+def _ignored(name: str) -> bool:
+    """Whether the top-level ``name`` matches a pattern of .gitignore (the simple patterns it uses)."""
+    patterns = [ln.strip().strip("/") for ln in (ROOT / ".gitignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#")]
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def test_layout_table_names_every_top_level_entry_and_nothing_else():
+    """Every file and folder at the top of the checkout (but git's, caches and build outputs) has its row,
+    and every path a row names exists, or is an output the workflow writes (data/, results/)."""
+    rows = _table_rows(_section("## Layout"))
+    named = {p.rstrip("/") for row in rows for p in re.findall(r"`([^`]*)`", row.split(" | ")[0])}
+    for name in named:
+        assert (ROOT / name).exists() or _ignored(name), f"README's layout names {name}, which does not exist"
+    for path in sorted(ROOT.iterdir()):
+        if path.name in (".git", ".gitignore") or _ignored(path.name):
+            continue
+        assert path.name in named, f"{path.name} has no row in README's layout table"
+
+
+def test_readme_stays_short():
+    """A newcomer's page: measurements and their method live in docs/."""
+    assert len(README.read_text().splitlines()) <= 220
+
+
 def test_tests_table_names_every_test_folder():
     rows = _table_rows(_section("### The tests, by area"))
     named = {m for row in rows for m in re.findall(r"`(tests/[^`]*/)`", row.split(" | ")[0])}
@@ -65,3 +91,13 @@ def test_readme_states_the_verdict_rule_of_the_reports():
     assert f"Verdict: {stats.VERDICT_RULE}." in text
     lines = [ln for ln in text.splitlines() if "reproduced when" in ln]
     assert lines and all(stats.VERDICT_RULE in ln for ln in lines), lines
+
+
+def test_relative_links_of_the_docs_resolve():
+    pages = [README, ROOT / "experiments" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if "://" in target or target.startswith("#"):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            assert path.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"

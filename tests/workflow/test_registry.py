@@ -44,9 +44,25 @@ def _raw() -> dict:
 def test_schemas_are_valid_json_schemas():
     import jsonschema
 
-    for name in ("registry.schema.yaml", "config.schema.yaml"):
-        schema = yaml.safe_load((ROOT / "workflow" / "schemas" / name).read_text())
+    from apro import resources
+
+    schemas = [resources.schema("registry"), resources.schema("metafile"),
+               yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())]
+    for schema in schemas:
         jsonschema.validators.validator_for(schema).check_schema(schema)
+
+
+def test_every_experiment_has_one_task_that_fits_its_labels(registry):
+    """One notion of task: instance (mmdet, mask AP) or semantic (mmseg, mIoU); the schema ties it to the
+    labels, the configs to their framework."""
+    from mmengine.config import Config
+
+    for e in registry.experiments.values():
+        assert e.task in reg.TASKS
+        assert (e.task == "semantic") == (e.supervision in ("point", "scribble", "full")), e.name
+        if e.config:
+            scope = Config.fromfile(str(e.config_path())).get("default_scope", "mmdet")
+            assert scope == ("mmseg" if e.task == "semantic" else "mmdet"), e.name
 
 
 def test_registry_loads_and_has_the_three_suites(registry):
@@ -163,7 +179,7 @@ def test_config_files_follow_the_local_base_chain():
 def _load(tmp_path, data) -> reg.Registry:
     path = tmp_path / "registry.yaml"
     path.write_text(yaml.safe_dump(data))
-    return reg.load_registry(path)
+    return reg.load_registry(path, root=ROOT)  # its configs are the repository's
 
 
 # position of the first paper entry in the registry file (entries are added above it over time)

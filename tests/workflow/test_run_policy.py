@@ -138,6 +138,11 @@ def test_train_and_evaluate_accept_a_registry_experiment_name():
     assert filled("train", "box", "--suite", "smoke", "--max-iters", "2").max_iters == 2  # given options win
     semantic = filled("train", "sem_point", "--suite", "smoke")  # an mmseg experiment gets its label root
     assert (semantic.data_root, semantic.label_root) == ("data/synthetic_tiny", "data/semantic/synthetic_tiny")
+    paper = filled("train", "deeplabv3plus_r101_voc_point", "--suite", "paper_semantic")  # a semantic layout
+    assert (paper.config, paper.data_root, paper.label_root, paper.work_dir) == (
+        str(ROOT / "experiments" / "semantic" / "paper_voc_point.py"), "data/voc_aug", "data/voc_aug/labels",
+        "results/paper_semantic/deeplabv3plus_r101_voc_point/seed0/train")
+    assert filled("train", "stage1", "--suite", "demo").threads == 2  # registry: threads
     config = str(ROOT / "experiments" / "demo" / "box.py")
     assert filled("train", config, "--work-dir", "w").work_dir == "w"  # a path is left as it is
     with pytest.raises(cli.CLIError, match="nope: neither a config file nor a runnable experiment.*box_gp_lp"):

@@ -22,7 +22,7 @@ pytest.importorskip("snakemake")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ["box", "box_lp", "box_gp", "box_gp_lp", "mask"]
-# the semantic experiments of the demo and smoke suites (DeepLabV3+, mIoU; workflow/rules/semantic.smk)
+# the semantic experiments of the demo and smoke suites (DeepLabV3+, mIoU)
 SEMANTIC = ["sem_point", "sem_point_gp_lp", "sem_scribble", "sem_scribble_gp_lp", "sem_full"]
 
 pytestmark = pytest.mark.workflow
@@ -41,28 +41,27 @@ def test_plain_dry_run_plans_the_demo_suite(snakemake, planned):
     from apro.registry import load_registry
 
     demo = load_registry().experiments_in("demo")
-    instance = [e for e in demo if e.framework != "DeepLabV3+"]
+    instance = [e for e in demo if e.task == "instance"]
     assert [e.name for e in instance] == ["stage1"] + DEMO and [e.name for e in demo[len(instance):]] == SEMANTIC
-    assert plan["train"] == plan["evaluate"] == len(instance) and plan["report"] == 1, plan
-    assert plan["train_semantic"] == plan["evaluate_semantic"] == len(SEMANTIC), plan
+    # one rule per stage: every training and every evaluation, instance or semantic
+    assert plan["train"] == plan["evaluate"] == len(demo) and plan["report"] == 1, plan
     assert plan["make_sparse_labels"] == 1, plan
     # synthetic (instance) and synthetic_seg (semantic, colour hints at the class)
     assert plan["make_data"] == 2 and plan["validate_data"] == 2 and plan["all"] == 1, plan
     assert plan.get("benchmark_ops") == 1 and plan.get("html_report") == 1, plan
+    # the rules name the run; `apro` reads its paths from the registry (tests/workflow/test_run_policy.py)
     # stage 1 runs alone (the others wait for it), so it takes both cores (registry: threads)
-    assert ("train experiments/demo/stage1.py --work-dir results/demo/stage1/seed0/train --data-root data/synthetic"
-            " --seed 0 --threads 2 >") in out, out
-    for name in DEMO:  # mask, the odd one of five on 2 cores, runs alone with 2 threads (registry: threads)
-        assert (f"train experiments/demo/{name}.py --work-dir results/demo/{name}/seed0/train --data-root data/synthetic"
-                f" --seed 0 --threads {2 if name == 'mask' else 1} --init-from results/demo/stage1/seed0/train/done.json >"
-                ) in out, out
-        assert f"--out results/demo/{name}/seed0/metrics.json" in out
+    assert "apro train stage1 --suite demo --seed 0 --threads 2 --registry experiments/registry.yaml >" in out, out
+    for name in DEMO + SEMANTIC:  # mask, the odd one of five on 2 cores, runs alone with 2 threads (registry: threads)
+        threads = 2 if name == "mask" else 1
+        assert f"apro train {name} --suite demo --seed 0 --threads {threads} --registry experiments/registry.yaml >" \
+            in out, out
+        assert f"apro evaluate {name} --suite demo --seed 0 --threads 1 --registry experiments/registry.yaml >" in out
     assert "make-data --out data/synthetic --num-train 2000 --num-val 100 --image-size 128 --seed 0 --overwrite" in out
     assert ("make-data --out data/synthetic_seg --num-train 2000 --num-val 100 --image-size 80 --seed 0"
             " --class-hue-width 0.1 --overwrite") in out
-    for name in SEMANTIC:
-        assert (f"apro train experiments/semantic/{name[len('sem_'):]}.py --work-dir results/demo/{name}/seed0/train"
-                " --data-root data/synthetic_seg --label-root data/semantic/synthetic_seg") in out, out
+    assert "visualize --data-root data/synthetic --out reports/demo/figures --images 2 --model box_gp_lp --suite demo" \
+           " --seed 0" in out
     assert "report --suite demo" in out
     assert "reports/demo/results.csv" in out and "reports/demo/summary.md" in out
     assert "--max-iters" not in out  # the demo runs the configs' own schedules
@@ -76,7 +75,15 @@ def test_dry_run_of_part_of_a_suite(tmp_path, snakemake, planned):
     plan = planned(out)
     # the shared stage 1 the two start from is planned too, though not asked for
     assert plan["train"] == 3 and plan["evaluate"] == 2 and plan["report"] == 1, plan
-    assert "--work-dir results/smoke/stage1/seed0/train" in out, out
+    assert "apro train stage1 --suite smoke --seed 0 --threads 2" in out, out
+
+
+@pytest.mark.parametrize("seeds", ["seeds=0,1", "seeds=[0,1]"])  # the second: Snakemake hands ['0', '1']
+def test_seeds_as_a_list_or_separated_by_commas(tmp_path, snakemake, planned, seeds):
+    proc = snakemake("--cores", "2", "-n", "--config", "suite=smoke", "experiments=box", seeds, directory=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert planned(out)["train"] == 4  # box and its shared stage 1, each for seeds 0 and 1
 
 
 @pytest.mark.parametrize("config, expected", [
@@ -126,7 +133,8 @@ def test_smoke_suite_end_to_end(tmp_path, snakemake):
     for r in sem_rows:  # semantic rows: mIoU, no AP
         assert r["status"] == "done" and r["dataset"] == "synthetic_tiny" and r["AP"] == ""
         assert 0.0 <= float(r["mIoU"]) <= 100.0
-    required = ["experiment", "framework", "backbone", "dataset", "supervision", "variant", "AP", "AP50", "AP75"]
+    required = ["experiment", "task", "framework", "backbone", "dataset", "supervision", "variant", "AP", "AP50",
+                "AP75"]
     assert list(rows[0])[:len(required)] == required
     for r in rows:
         assert r["status"] == "done" and r["dataset"] == "synthetic_tiny" and r["schedule"] == "5 iters"
@@ -134,10 +142,10 @@ def test_smoke_suite_end_to_end(tmp_path, snakemake):
     md = (report / "summary.md").read_text()
     assert "## APro gain" in md and "minus `box` (box), paired by seed: **" in md and "(95%, n=2)" in md
     assert "(n=2) |" in md  # the table: mean ± std over the two seeds
-    assert "## Wall time per job" in md
-    for name in DEMO:
+    assert "## Wall time per step" in md  # from each step's own record (*.run.json), not Snakemake's files
+    for name in DEMO + SEMANTIC:
         for seed in (0, 1):
-            assert f"| train {name}.seed{seed} |" in md and f"| evaluate {name}.seed{seed} |" in md
+            assert f"| train {name}.seed{seed} | done |" in md and f"| evaluate {name}.seed{seed} | done |" in md
     assert (report / "metafiles").is_dir()  # the smoke suite has no model-zoo entry: empty
     assert (report / "summary.html").read_text().startswith("<!DOCTYPE html>")
 
@@ -151,6 +159,8 @@ def test_smoke_suite_end_to_end(tmp_path, snakemake):
             done = json.loads((runs / name / f"seed{seed}" / "train" / "done.json").read_text())
             assert done["max_iters"] == 5 and done["threads"] == (2 if name == "mask" else 1) and done["seed"] == seed
             assert done["init_from"] == stage1["checkpoint"]  # started from the shared stage's run of its seed
+            record = json.loads((runs / name / f"seed{seed}" / "metrics.run.json").read_text())
+            assert record["status"] == "done" and record["wall_s"] > 0 and record["peak_rss_mb"] > 0
             for stage in ("train", "evaluate"):
                 bench = tmp_path / "results" / "benchmarks" / "smoke" / f"{name}.seed{seed}.{stage}.tsv"
                 assert bench.read_text().startswith("s\th:m:s\tmax_rss")
@@ -174,7 +184,8 @@ def _resume_registry(tmp_path: Path, max_iters: int) -> Path:
         "datasets": {"synthetic_tiny": {"kind": "synthetic", "description": "tiny", "num_train": 16,
                                         "num_val": 8, "image_size": 64, "seed": 0}},
         "suites": {"resume": {"description": "resume test", "overrides": {"max_iters": max_iters}}},
-        "experiments": [{"name": "box", "suites": ["resume"], "framework": "SOLOv2", "backbone": "ResNet-18",
+        "experiments": [{"name": "box", "suites": ["resume"], "task": "instance", "framework": "SOLOv2",
+                         "backbone": "ResNet-18",
                          "dataset": "synthetic_tiny", "supervision": "box", "variant": "box",
                          "config": str(config), "iters": max_iters, "paper": None}],
     }

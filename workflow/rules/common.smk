@@ -3,7 +3,7 @@
 # rules (input functions, params, resources), grouped by the stage that uses them; the
 # stage files hold rules only (snakemake --lint). Paths come from apro.layout
 # (apro_layout.*), never spelled here (tests/workflow/test_layout.py).
-import re  # also for the stage files' wildcard constraints (paper.smk)
+import re  # also for the stage files' wildcard constraints (data.smk)
 import sys
 from pathlib import Path
 
@@ -79,6 +79,8 @@ def config_inputs(job):
 
 # ---------------------------------------------------------------- data.smk
 SYNTHETIC_DATASETS = [name for name, ds in REGISTRY.datasets.items() if ds.kind == "synthetic"]
+VOC_SEMANTIC = "voc_aug"  # the semantic paper setting's dataset (registry), laid out by prepare_voc_semantic
+VOC_SOURCES = str(apro_voc.SOURCES_FILE)  # the public VOC label archives (voc_fetch) and their sha256
 
 
 def dataset_spec(wildcards):
@@ -86,98 +88,91 @@ def dataset_spec(wildcards):
 
 
 # ---------------------------------------------------------------- train.smk, evaluate.smk
+# A rule hands `apro` the experiment, suite and seed (and the registry file); `apro` reads every path and
+# setting of the run from the registry itself. The functions below give Snakemake what it needs to plan the
+# job: the files the run reads, its threads and its resources.
+REGISTRY_ARG = f"--registry {shown_path(REGISTRY_FILE)}"
+
+
+def gpus_of(wildcards):
+    """GPUs of the job's experiment (registry `gpus`: the paper settings); 0 for a CPU experiment."""
+    return registry_job(wildcards).experiment.gpus or 0
+
+
+def run_inputs(job):
+    """What a training or an evaluation of ``job`` reads: its config files, the dataset (checked) and, for a
+    semantic experiment on a synthetic dataset, the labels made beside it (a semantic layout holds its own)."""
+    inputs = {"config": config_inputs(job), "data": job.data_root}
+    if job.dataset.has_coco_instances:
+        inputs["validated"] = apro_layout.validated_marker(job.dataset.name)
+        if job.experiment.task == "semantic":
+            inputs["labels"] = job.dataset.label_root
+    return inputs
+
+
 def train_inputs(wildcards):
     job = registry_job(wildcards)
-    inputs = {
-        "config": config_inputs(job),
-        "data": job.data_root,
-        "validated": apro_layout.validated_marker(job.dataset.name),
-    }
+    inputs = run_inputs(job)
+    inputs["weights"] = apro_weights.weights_in_config(job.config)  # its backbone checkpoint ([] for the demo)
     if job.init_done:  # a shared first stage (registry: init_from) is trained first
         inputs["init"] = job.init_done
     return inputs
 
 
-def max_iters_arg(wildcards):
-    n = registry_job(wildcards).max_iters
-    return f" --max-iters {n}" if n else ""
-
-
-def train_threads(wildcards):
-    """The experiment's own `threads` (registry), else the workflow's train_threads."""
-    return registry_job(wildcards).experiment.threads or config["train_threads"]
-
-
-def init_arg(wildcards):
-    init = registry_job(wildcards).init_done
-    return f" --init-from {init}" if init else ""
-
-
 def evaluate_inputs(wildcards):
     job = registry_job(wildcards)
-    return {
-        "config": config_inputs(job),
-        "data": job.data_root,
-        "validated": apro_layout.validated_marker(job.dataset.name),
-        # a trained work dir, or (suite of released checkpoints) the converted checkpoint
-        "trained": job.checkpoint or job.done,
-    }
-
-
-# ---------------------------------------------------------------- semantic.smk
-VOC_SEMANTIC = "voc_aug"  # the paper setting's dataset (experiments/registry.yaml), laid out by prepare_voc_semantic
-
-
-def semantic_inputs(wildcards):
-    job = registry_job(wildcards)
-    inputs = {
-        "config": config_inputs(job),
-        "data": job.data_root,
-        "weights": pretrained_weights(job),  # the weights/<file> the config names ([] for the demo)
-    }
-    if job.dataset.has_coco_instances:
-        # a semantic layout (data/voc_aug) is checked by the rule writing it and holds its labels
-        inputs["validated"] = apro_layout.validated_marker(job.dataset.name)
-        inputs["labels"] = job.dataset.label_root
-    return inputs
-
-
-def semantic_resources(stage):
-    """mem_mb, runtime, gpus, gres: the config's for the demo; one GPU (one process) for the paper setting."""
-    paper = {"train": {"mem_mb": 16000, "runtime": 3 * 24 * 60, "gpus": 1, "gres": "gpu:1"},
-             "evaluate": {"mem_mb": 8000, "runtime": 120, "gpus": 1, "gres": "gpu:1"}}[stage]
-    demo = dict(resources_of(stage), gpus=0, gres="")
-
-    def get(key):
-        return lambda w: (paper if registry_job(w).dataset.kind == "download" else demo)[key]
-
-    return {key: get(key) for key in ("mem_mb", "runtime", "gpus", "gres")}
-
-
-# ---------------------------------------------------------------- paper.smk, released.smk
-def pretrained_weights(job):
-    """weights/<file> named by the job's config (its backbone checkpoint); [] for the demo configs."""
-    return apro_weights.weights_in_config(job.config)
-
-
-def paper_train_inputs(wildcards):
-    job = registry_job(wildcards)
-    return {
-        "config": config_inputs(job),
-        "data": job.data_root,
-        "validated": apro_layout.validated_marker(job.dataset.name),
-        "weights": pretrained_weights(job),
-    }
+    # a trained work dir, or (suite of released checkpoints) the converted checkpoint
+    return {**run_inputs(job), "trained": job.checkpoint or job.done}
 
 
 def released_inputs(wildcards):
     job = registry_job(wildcards)
     if job.released is None:
         raise WorkflowError(f"{wildcards.suite}/{wildcards.experiment}: not a suite of released checkpoints")
-    return {
-        "config": config_inputs(job),
-        "checkpoint": apro_layout.weights_file(job.released),
-    }
+    return {"config": config_inputs(job), "checkpoint": apro_layout.weights_file(job.released)}
+
+
+def train_launcher(wildcards):
+    """`apro`, or torchrun starting one `apro` per GPU of the node (the paper configs read WORLD_SIZE)."""
+    gpus = gpus_of(wildcards)
+    return APRO if gpus <= 1 else f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={gpus} -m apro"
+
+
+CPU_THREADS = {"train": "train_threads", "evaluate": "eval_threads"}  # the config's key per stage
+
+
+def job_threads(stage):
+    """The experiment's own `threads` (registry; training only), else gpu_resources' for a GPU experiment,
+    else the workflow's train_threads / eval_threads."""
+    def threads(wildcards):
+        exp = registry_job(wildcards).experiment
+        if stage == "train" and exp.threads:
+            return exp.threads
+        return config["gpu_resources"][stage]["threads"] if exp.gpus else config[CPU_THREADS[stage]]
+
+    return threads
+
+
+def process_threads(wildcards, threads):
+    """--threads of each `apro` process: the job's, or one each under torchrun (data loader workers do the rest)."""
+    return 1 if gpus_of(wildcards) > 1 else threads
+
+
+def job_resources(stage):
+    """mem_mb, runtime, gpus, gres of a training or an evaluation: the config's `resources` for a CPU
+    experiment; for a GPU one, `gpu_resources`, a training on all the experiment's GPUs, an evaluation on one."""
+    def get(key):
+        def value(wildcards):
+            gpus = gpus_of(wildcards)
+            if not gpus:
+                return {**resources_of(stage), "gpus": 0, "gres": ""}[key]
+            n = gpus if stage == "train" else 1
+            spec = config["gpu_resources"][stage]
+            return {"mem_mb": spec["mem_mb_per_gpu"] * n, "runtime": spec["runtime"], "gpus": n, "gres": f"gpu:{n}"}[key]
+
+        return value
+
+    return {key: get(key) for key in ("mem_mb", "runtime", "gpus", "gres")}
 
 
 # ---------------------------------------------------------------- crosscheck.smk
@@ -212,7 +207,7 @@ def crosscheck_mem_mb(wildcards):
     return 16000 if crosscheck_job(wildcards).experiment.backbone == "Swin-L" else 8000
 
 
-# ---------------------------------------------------------------- report.smk, figures.smk
+# ---------------------------------------------------------------- report.smk
 def suite_jobs(suite):
     """The runs of a suite, one job per (experiment, seed): only the selected experiments
     (config experiments) for the configured suite."""
@@ -253,5 +248,6 @@ def figures_inputs(wildcards):
 
 
 def figures_model_args(wildcards):
+    """The trained model of the instance figures, by name (apro visualize --model), or none."""
     job = figures_model_job(wildcards)
-    return f" --config {shown_path(job.config)} --work-dir {job.work_dir}" if job is not None else ""
+    return f" --model {job.name} --suite {job.suite} --seed {job.seed} {REGISTRY_ARG}" if job is not None else ""

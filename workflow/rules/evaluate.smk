@@ -1,27 +1,30 @@
-# Stage "evaluate": mask AP / AP50 / AP75 of every trained experiment on the val split.
+# Stage "evaluate": every trained (or converted) model on its dataset's val split.
+#
+#   results/<suite>/<experiment>/seed<k>/metrics.json   apro evaluate <experiment> --suite --seed
+#                                                       (mask AP / AP50 / AP75, or mIoU; metrics.run.json beside it)
+#
+# One rule for every suite: `apro evaluate` reads the config, dataset, labels and checkpoint (the trained
+# work dir, or the converted release checkpoint) from the registry. A GPU experiment is evaluated on one GPU.
 
 
 rule evaluate:
-    """`apro evaluate CONFIG WORK_DIR|CHECKPOINT --out results/<suite>/<experiment>/metrics.json` (atomically)."""
+    """`apro evaluate EXPERIMENT --suite SUITE --seed K`: writes metrics.json atomically."""
     input:
         unpack(evaluate_inputs),
     output:
         apro_layout.metrics_file("{suite}", "{experiment}", "{seed}"),
     params:
         apro=APRO,
-        config=lambda w: shown_path(registry_job(w).config),
-        checkpoint=lambda w: registry_job(w).checkpoint or registry_job(w).work_dir,
-        seed=lambda w: int(w.seed),
+        registry=REGISTRY_ARG,
     log:
         apro_layout.log_file("evaluate", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
     benchmark:
         apro_layout.benchmark_file("evaluate", "{suite}", apro_layout.run_name("{experiment}", "{seed}"))
-    threads: config["eval_threads"]
+    threads: job_threads("evaluate")
     resources:
-        mem_mb=resources_of("evaluate")["mem_mb"],
-        runtime=resources_of("evaluate")["runtime"],
+        **job_resources("evaluate"),
     conda:
         CONDA_ENV
     shell:
-        "{params.apro} evaluate {params.config} {params.checkpoint} --data-root {input.data} --out {output}"
-        " --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "{params.apro} evaluate {wildcards.experiment} --suite {wildcards.suite} --seed {wildcards.seed}"
+        " --threads {threads} {params.registry} > {log} 2>&1"

@@ -1,11 +1,7 @@
 # Stage "ops": compile the C++ ops (apro._C) and benchmark them.
 import glob
 
-OPS_SOURCES = sorted(
-    f
-    for pattern in ("csrc/**/*.cpp", "csrc/**/*.h", "csrc/**/*.cu", "csrc/**/*.cuh")
-    for f in glob.glob(pattern, recursive=True)
-)
+OPS_SOURCES = sorted(f for pattern in ("csrc/**/*.cpp", "csrc/**/*.h") for f in glob.glob(pattern, recursive=True))
 
 
 rule build_ops:

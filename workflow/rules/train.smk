@@ -1,37 +1,63 @@
-# Stage "train": one training per (suite, experiment) of the registry.
+# Stage "train": one training per (suite, experiment, seed) of the registry, and the release's checkpoints
+# converted for the suites that evaluate them instead of training.
 #
-# The only declared output is the completion marker done.json, which
-# `apro train` writes atomically after the last iteration. The work dir around
-# it (checkpoints, mmengine logs) is deliberately not an output: Snakemake
-# never deletes it, so a training that was killed or failed resumes from its
-# last checkpoint when the workflow runs again ("Auto resumed from the latest
-# checkpoint" in the log). Snakemake empties the job's log before each attempt;
-# mmengine's own log of every attempt stays in the work dir (<timestamp>/).
+#   results/<suite>/<experiment>/seed<k>/train/done.json   train: apro train <experiment> --suite --seed
+#   results/<suite>/<experiment>/checkpoint.pth            convert_released: apro convert-checkpoint
+#
+# One rule trains every experiment, instance or semantic, on CPU or GPUs: `apro train` reads the config,
+# dataset, labels, schedule and starting point from the registry. An experiment with `gpus` in the
+# registry (the paper settings) takes that many GPUs of one node, under torchrun when more than one.
+#
+# The only declared output is the completion marker done.json, which `apro train` writes atomically after
+# the last iteration. The work dir around it (checkpoints, mmengine logs, train.run.json: the run's own
+# record) is deliberately not an output: Snakemake never deletes it, so a training that was killed or failed
+# resumes from its last checkpoint when the workflow runs again ("Auto resumed from the latest checkpoint" in
+# the log). Snakemake empties the job's log before each attempt; mmengine's own log of every attempt stays in
+# the work dir (<timestamp>/).
 
 
 rule train:
-    """Train (or resume) one experiment: `apro train CONFIG --work-dir results/<suite>/<experiment>/train ...`."""
+    """Train (or resume) one run: `apro train EXPERIMENT --suite SUITE --seed K` (torchrun for several GPUs)."""
     input:
         unpack(train_inputs),
     output:
         done=apro_layout.done_file("{suite}", "{experiment}", "{seed}"),
     params:
-        apro=APRO,
-        config=lambda w: shown_path(registry_job(w).config),
-        work_dir=lambda w: registry_job(w).work_dir,
-        max_iters=max_iters_arg,
-        init=init_arg,
-        seed=lambda w: int(w.seed),
+        apro=train_launcher,
+        registry=REGISTRY_ARG,
+        threads=process_threads,
     log:
         apro_layout.log_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
     benchmark:
         apro_layout.benchmark_file("train", "{suite}", apro_layout.run_name("{experiment}", "{seed}"))
-    threads: train_threads
+    threads: job_threads("train")
     resources:
-        mem_mb=resources_of("train")["mem_mb"],
-        runtime=resources_of("train")["runtime"],
+        **job_resources("train"),
     conda:
         CONDA_ENV
     shell:
-        "{params.apro} train {params.config} --work-dir {params.work_dir} --data-root {input.data}"
-        " --seed {params.seed} --threads {threads}{params.max_iters}{params.init} > {log} 2>&1"
+        "{params.apro} train {wildcards.experiment} --suite {wildcards.suite} --seed {wildcards.seed}"
+        " --threads {params.threads} {params.registry} > {log} 2>&1"
+
+
+rule convert_released:
+    """`apro convert-checkpoint`: the release's mmdet 2.25 checkpoint renamed for this suite's model and loaded strictly."""
+    input:
+        unpack(released_inputs),
+    output:
+        apro_layout.converted_checkpoint("{suite}", "{experiment}"),
+    params:
+        apro=APRO,
+        config=lambda w: shown_path(registry_job(w).config),
+    log:
+        apro_layout.log_file("convert", "{suite}", "{experiment}"),
+    benchmark:
+        apro_layout.benchmark_file("convert", "{suite}", "{experiment}")
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    shell:
+        "{params.apro} convert-checkpoint {params.config} {input.checkpoint} --out {output} > {log} 2>&1"

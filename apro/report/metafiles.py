@@ -12,11 +12,11 @@ the runs' values per seed with n, mean and sample std, the difference to the pap
 (:data:`apro.stats.VERDICT_RULE`), and per run its status, checkpoint (first 8 hex of its sha256:
 the training's final checkpoint, or the converted released checkpoint), the config's sha256 as
 the run recorded it, the hardware (done.json), and wall time and peak memory of its training and
-evaluation (Snakemake's benchmark files, else the wall times the runs record); also the seeds,
+evaluation (the records the steps write of themselves, ``<output>.run.json``); also the seeds,
 the git commit of the checkout (``git rev-parse HEAD``; "unknown" outside git) and the sha256 of
 the config file now.
 
-Each file is checked against ``workflow/schemas/metafile.schema.yaml`` (as it reads back) before
+Each file is checked against ``apro/resources/metafile.schema.yaml`` (as it reads back) before
 it is written, atomically; a violation raises :class:`MetafileError`. Needs pyyaml and
 jsonschema, not torch.
 """
@@ -29,11 +29,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from apro import layout
 from apro import registry as reg
+from apro import resources
 from apro import stats
 from apro.io import file_sha256, write_text_atomic
-from apro.report import METRICS, SEMANTIC_SUPERVISION, ReportError, _num, read_benchmark, read_json
-
-SCHEMA = reg.REPO_ROOT / "workflow" / "schemas" / "metafile.schema.yaml"
+from apro.report.collect import METRICS, ReportError, _num, read_json, read_record
 PAPER = {"URL": "https://arxiv.org/abs/2310.10533", "Title": "Label-efficient Segmentation via Affinity Propagation"}
 #: the metafile's metric names (mmdetection's) of results.csv's columns
 METRIC_NAMES = {"AP": "mask AP", "AP50": "mask AP50", "AP75": "mask AP75", "mIoU": "mIoU"}
@@ -44,16 +43,16 @@ NOT_RUN, NOT_RECORDED, NOT_RELEASED, NOT_TRAINED = ("not run", "not recorded", "
                                                     "not trained (released checkpoint)")
 SINGLE_RUN = "single run"
 HEADER = """\
-# Model-zoo entry {name} of suite {suite}, written by `apro report` (apro/metafiles.py) in
-# mmdetection's metafile convention; schema: workflow/schemas/metafile.schema.yaml.
+# Model-zoo entry {name} of suite {suite}, written by `apro report` (apro/report/metafiles.py) in
+# mmdetection's metafile convention; schema: apro/resources/metafile.schema.yaml.
 # Results: the paper's numbers, then this suite's mean over seeds {seeds}. Reproduction: per seed.
-# Training Memory (GB): the peak resident memory of the training job (host RAM, Snakemake's
-# benchmark max_rss), not GPU memory as in mmdetection's model zoo.
+# Training Memory (GB): the peak resident memory of the training step (host RAM, as the step
+# recorded it), not GPU memory as in mmdetection's model zoo.
 """
 
 
 class MetafileError(ReportError):
-    """A metafile that does not match workflow/schemas/metafile.schema.yaml (a bug of the writer)."""
+    """A metafile that does not match apro/resources/metafile.schema.yaml (a bug of the writer)."""
 
 
 # ---------------------------------------------------------------- what the entries are
@@ -87,24 +86,24 @@ def sha256_prefix(path: Path, absent: str = NOT_RUN) -> str:
 
 
 def _metric_names(exp: reg.Experiment) -> List[str]:
-    return ["mIoU"] if exp.supervision in SEMANTIC_SUPERVISION else list(METRICS)
+    return ["mIoU"] if exp.task == "semantic" else list(METRICS)
 
 
 def _r(value: Optional[float]) -> Any:
     return NOT_RUN if value is None else round(float(value), 3)
 
 
-def _job(root: Path, bench: str, record: Optional[dict], record_name: str) -> Any:
-    """Wall time and peak memory of one job: its benchmark file, else the wall time its record holds."""
-    b = read_benchmark(root / bench)
-    if b is not None:
-        rss = b.get("max_rss_mb")
-        return {"Wall Time (s)": round(b["wall_s"], 1),
-                "Peak Memory (MB)": NOT_RECORDED if rss is None else round(rss, 1), "Source": "benchmark"}
-    wall = _num((record or {}).get("wall_s"))
+def _job(root: Path, output: str, ran: bool) -> Any:
+    """Wall time and peak memory of one step, as its record holds them (``apro.layout.run_record``); ``ran``:
+    whether its output is there (a step that ran without writing a record: "not recorded")."""
+    record = read_record(root, output)
+    if record is None:
+        return NOT_RECORDED if ran else NOT_RUN
+    wall, rss = _num(record.get("wall_s")), _num(record.get("peak_rss_mb"))
     if wall is None:
-        return NOT_RUN if record is None else NOT_RECORDED
-    return {"Wall Time (s)": round(wall, 1), "Peak Memory (MB)": NOT_RECORDED, "Source": record_name}
+        return NOT_RECORDED
+    return {"Wall Time (s)": round(wall, 1), "Peak Memory (MB)": NOT_RECORDED if rss is None else round(rss, 1),
+            "Source": Path(layout.run_record(output)).name}
 
 
 def _checkpoint(root: Path, done: Optional[dict]) -> str:
@@ -125,7 +124,6 @@ def run_record(registry: reg.Registry, suite: str, exp: reg.Experiment, row: Dic
                root: Path) -> Dict[str, Any]:
     """One run (a row of :func:`apro.report.collect`) as the metafile's ``Runs`` item."""
     seed, released = row["seed"], registry.suite(suite).checkpoints == "released"
-    run = layout.run_name(exp.name, seed)
     metrics, _ = read_json(root / layout.metrics_file(suite, exp.name, seed))
     done = None if released else read_json(root / layout.done_file(suite, exp.name, seed))[0]
     if released:
@@ -144,8 +142,8 @@ def run_record(registry: reg.Registry, suite: str, exp: reg.Experiment, row: Dic
         "Checkpoint SHA256": checkpoint,
         "Config SHA256": config_sha or (NOT_RUN if done is None and metrics is None else NOT_RECORDED),
         "Hardware": hardware,
-        "Train": NOT_TRAINED if released else _job(root, layout.benchmark_file("train", suite, run), done, "done.json"),
-        "Evaluate": _job(root, layout.benchmark_file("evaluate", suite, run), metrics, "metrics.json"),
+        "Train": NOT_TRAINED if released else _job(root, layout.work_dir(suite, exp.name, seed), done is not None),
+        "Evaluate": _job(root, layout.metrics_file(suite, exp.name, seed), metrics is not None),
     }
 
 
@@ -200,7 +198,7 @@ def metafile_data(registry: reg.Registry, suite: str, exp: reg.Experiment, rows:
     for m in names:
         mean, p = reproduced[METRIC_NAMES[m]]["mean"], paper[METRIC_NAMES[m]]
         diff[METRIC_NAMES[m]] = round(mean - p, 3) if not isinstance(mean, str) and not isinstance(p, str) else NOT_RUN
-    task = "Semantic Segmentation" if exp.supervision in SEMANTIC_SUPERVISION else "Instance Segmentation"
+    task = "Semantic Segmentation" if exp.task == "semantic" else "Instance Segmentation"
     dataset = registry.effective_dataset(suite, exp).name
     shown = DATASET_NAMES.get(dataset, dataset)
     trained = [r["Train"] for r in runs if isinstance(r["Train"], dict)
@@ -263,9 +261,8 @@ def metafile_data(registry: reg.Registry, suite: str, exp: reg.Experiment, rows:
 @functools.lru_cache(maxsize=1)
 def _validator():
     import jsonschema
-    import yaml
 
-    schema = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+    schema = resources.schema("metafile")
     return jsonschema.validators.validator_for(schema)(schema)
 
 
@@ -276,7 +273,8 @@ def validate(data: Any, where: str = "metafile") -> None:
         lines = [f"  - at {'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
                  for e in errors[:10]]
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
-        raise MetafileError(f"{where}: does not match the metafile schema {SCHEMA}:\n" + "\n".join(lines) + more)
+        raise MetafileError(f"{where}: does not match the metafile schema {resources.schema_name('metafile')}:\n" + "\n".join(lines)
+                            + more)
 
 
 def render(data: Dict[str, Any], name: str, suite: str, seeds: Sequence[int]) -> str:
