@@ -23,10 +23,9 @@
 #   reports/<suite>/results.csv, summary.md, summary.html, index.html
 # (apro/layout.py names every path.)
 #
-# `snakemake --lint` reports nothing: the helper functions are in workflow/rules/common.smk
-# (included first; the stage files hold rules only), every rule passes the `apro` script
-# (and `train` the interpreter for torchrun) to its shell command as params, and names the suite's
-# environment.yml (`conda: CONDA_ENV`, common.smk says why --use-conda is refused).
+# The helper functions are in workflow/rules/common.smk (included first; the stage files hold
+# rules only), and every rule passes the `apro` script (and `train` the interpreter for torchrun)
+# to its shell command as params. No rule declares a conda environment (common.smk says why).
 import sys
 from pathlib import Path
 

@@ -23,6 +23,7 @@ names the argument or file and what was expected), 1 a run that failed
     apro crosscheck-report [ENTRY ...]                  reports/crosscheck/summary.{md,csv}
     apro visualize --data-root DATA --out DIR           affinity figures
     apro report / html-report --suite SUITE [--out DIR] results.csv, summaries, index.html
+    apro with-gpus N -- COMMAND ...                     COMMAND on N GPUs of this machine's pool, its own
 
 ``train`` and ``evaluate`` take an mmdet or an mmseg config (told apart by its ``default_scope``),
 or an experiment of the registry (``apro train box_gp_lp --suite demo``), for which the workflow's
@@ -136,6 +137,14 @@ def _cmd_bench_ops(args) -> int:
     # a process of its own, run as __main__: its memory probes spawn fresh interpreters, which
     # re-import the script by path (a module loaded here by file name would not be importable there)
     return subprocess.call([sys.executable, str(path), *args.rest])
+
+
+def _cmd_with_gpus(args) -> int:
+    from apro.gpu_pool import exec_with_gpus
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    exec_with_gpus(args.count, command)  # returns only by raising
+    return 1
 
 
 # ---------------------------------------------------------------- registry
@@ -660,6 +669,10 @@ def make_parser() -> argparse.ArgumentParser:
     _suite_report(p)
     p = verb("html-report", _cmd_html_report, f"the HTML report {layout.html_page('<suite>')} with the figures")
     _suite_report(p)
+    p = verb("with-gpus", _cmd_with_gpus, "run COMMAND with CUDA_VISIBLE_DEVICES set to N GPUs of this machine "
+             "that no other job of the pool holds (apro.gpu_pool; under Slurm, as it is)")
+    p.add_argument("count", type=int, help="how many GPUs")
+    p.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="what to run")
     return parser
 
 

@@ -191,7 +191,8 @@ def set_max_iters(cfg, max_iters: int) -> None:
     old = int(cfg.train_cfg.max_iters)
     cfg.train_cfg.max_iters = int(max_iters)
     ratio = max_iters / old
-    for sched in cfg.get("param_scheduler", []) or []:
+    schedulers = cfg.get("param_scheduler") or []
+    for sched in [schedulers] if isinstance(schedulers, dict) else schedulers:  # one scheduler, or a list
         if sched.get("by_epoch", True):
             continue
         for key in ("end", "T_max"):
@@ -283,7 +284,8 @@ def fingerprint(config: Union[str, os.PathLike], data: dict, seed: int, max_iter
     }
 
 
-def _rank() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (torchrun's RANK and WORLD_SIZE; 0 and 1 without)."""
     return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
@@ -302,7 +304,7 @@ def prepare_work_dir(work_dir: Union[str, os.PathLike], run: dict, prog: str = "
     rank 0 has written this run's fingerprint; after ``wait_s`` they fail with :class:`RunError`.
     """
     work = Path(work_dir)
-    rank, world = _rank()
+    rank, world = rank_and_world()
     if world > 1 and rank != 0:
         deadline = time.monotonic() + wait_s
         while _read_run(work) != run:
@@ -353,6 +355,26 @@ def _usage() -> tuple:
     return round(peak_kb / 1024, 1), round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 1)
 
 
+def distribute_on_cpus(cfg) -> None:
+    """Readies ``cfg`` for torchrun on CPU processes (no CUDA): mmengine's pytorch launcher assumes GPUs
+    (``torch.cuda.set_device``, DDP with ``device_ids=[LOCAL_RANK]``). Starts the gloo process group here,
+    which mmengine then finds initialised, and wraps the model in DDP without device ids."""
+    import torch
+    import torch.distributed as dist
+
+    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available():
+        return
+    cfg.env_cfg = {**cfg.get("env_cfg", {}), "dist_cfg": {**cfg.get("env_cfg", {}).get("dist_cfg", {}),
+                                                            "backend": "gloo"}}
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper.setdefault("type", "MMDistributedDataParallel")
+    wrapper.setdefault("broadcast_buffers", False)
+    wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
+    cfg.model_wrapper_cfg = {**wrapper, "device_ids": None}
+
+
 @contextlib.contextmanager
 def recorded(output: Union[str, os.PathLike], step: str, argv: Optional[Sequence[str]] = None):
     """Writes ``apro.layout.run_record(output)`` (atomically) when ``step`` starts (status ``running``) and when
@@ -361,7 +383,7 @@ def recorded(output: Union[str, os.PathLike], step: str, argv: Optional[Sequence
     torchrun only rank 0 writes."""
     from datetime import datetime, timezone
 
-    if _rank()[0] != 0:
+    if rank_and_world()[0] != 0:
         yield
         return
     path = Path(layout.run_record(str(output)))

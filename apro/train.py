@@ -49,9 +49,12 @@ def run_training(cfg, work_dir: os.PathLike, prog: str = "apro train",
 
     from mmengine.runner import Runner
 
+    runs.distribute_on_cpus(cfg)
     t0 = time.time()
     Runner.from_cfg(cfg).train()
     wall = time.time() - t0
+    if runs.rank_and_world()[0] != 0:  # rank 0 saves the checkpoints and reports
+        return None, wall, resumed_from
     ckpt = work / f"iter_{int(cfg.train_cfg.max_iters)}.pth"
     if not ckpt.is_file() and last.is_file():
         ckpt = Path(last.read_text().strip())
@@ -98,6 +101,9 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
     if max_iters is not None:
         runs.set_max_iters(cfg, max_iters)
     ckpt, wall, resumed_from = run_training(cfg, work_dir, "apro train", init)
+    rank, world = runs.rank_and_world()
+    if rank != 0:  # one done.json, rank 0's
+        return {"rank": rank, "world_size": world, "wall_s": round(wall, 1)}
     done = {"checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt), "config": str(Path(config).resolve()),
             "config_sha256": file_sha256(config)}
     if semantic:
@@ -106,6 +112,7 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         "seed": int(seed),
         "max_iters": int(cfg.train_cfg.max_iters),
         "threads": threads,
+        "processes": runs.rank_and_world()[1],
         "wall_s": round(wall, 1),  # of this invocation (after a resume: of the resumed part)
         "resumed_from": resumed_from,
         "init_from": None if init is None else str(init),

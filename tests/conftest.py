@@ -5,6 +5,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,19 @@ def snakemake():
     this interpreter (``--directory`` for a temporary working folder); returns the CompletedProcess."""
     pytest.importorskip("snakemake")
     return _snakemake
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke suite run once with two training seeds (`--cores 2`): (its working folder, the
+    CompletedProcess, the wall seconds). tests/workflow/test_workflow.py checks it end to end;
+    tests/workflow/test_slurm.py compares a run through Slurm with it."""
+    pytest.importorskip("snakemake")
+    folder = tmp_path_factory.mktemp("smoke")
+    t0 = time.time()
+    # 44 trainings and evaluations: minutes on an idle 2-core machine, more on a shared one
+    proc = _snakemake("--cores", "2", "--config", "suite=smoke", "seeds=0,1", directory=folder, timeout=2400)
+    return folder, proc, time.time() - t0
 
 
 @pytest.fixture

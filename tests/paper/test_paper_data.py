@@ -205,11 +205,12 @@ def test_paper_dry_run_plans_every_job(tmp_path, profile):
     counts = {ln.split()[0]: int(ln.split()[1]) for ln in text.splitlines()
               if len(ln.split()) == 2 and ln.split()[1].isdigit()}
     assert counts["train"] == len(PAPER) and counts["evaluate"] == len(PAPER)
-    # torchrun gets each entry's GPU count (the release's: SOLOv2 VOC 4, COCO 8; Mask2Former 4), one thread a
-    # process; its evaluation takes one GPU
+    # torchrun gets each entry's GPU count (the release's: SOLOv2 VOC 4, COCO 8; Mask2Former 4), devices of its
+    # own from the machine's pool, one thread a process; its evaluation takes one GPU
     for name, gpus in (("solov2_r50_voc", 4), ("solov2_r101_coco", 8), ("mask2former_swinl_coco", 4)):
-        assert re.search(rf"--nproc_per_node={gpus} -m apro train {name} --suite paper --seed 0 --threads 1 ", text), name
-        assert re.search(rf"apro evaluate {name} --suite paper --seed 0 --threads \d+ ", text), name
+        assert re.search(rf"apro with-gpus {gpus} -- \S+ -m torch.distributed.run --standalone --nproc_per_node={gpus}"
+                         rf" -m apro train {name} --suite paper --seed 0 --threads 1 ", text), name
+        assert re.search(rf"apro with-gpus 1 -- \S+apro evaluate {name} --suite paper --seed 0 --threads \d+ ", text), name
     # resnet50-11ad3fa6, resnet101-b641f3a9 (the release's two ImageNet files) and the two Swin releases
     assert counts["fetch_weights"] == 4 and counts["prepare_voc"] == 1 and counts["prepare_coco"] == 1
 

@@ -165,3 +165,20 @@ def test_the_mmseg_plugin_does_not_import_the_mmdet_plugin():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-3:] == ["False", "False", "False"], out.stdout
+
+
+@pytest.mark.parametrize("one_scheduler", [True, False])
+def test_max_iters_scales_one_scheduler_or_a_list(one_scheduler):
+    """Mask2Former's paper configs give one scheduler (a dict), SOLOv2's a list: --max-iters scales both."""
+    from mmengine.config import Config
+
+    from apro import runs
+
+    step = dict(type="MultiStepLR", by_epoch=False, begin=0, end=1000, milestones=[800, 900])
+    cfg = Config(dict(train_cfg=dict(max_iters=1000), default_hooks=dict(checkpoint=dict(interval=500)),
+                      param_scheduler=step if one_scheduler else [dict(type="LinearLR", by_epoch=False, end=10),
+                                                                  step]))
+    runs.set_max_iters(cfg, 100)
+    scaled = cfg.param_scheduler if one_scheduler else cfg.param_scheduler[1]
+    assert cfg.train_cfg.max_iters == 100 and scaled.end == 100 and scaled.milestones == [80, 90]
+    assert cfg.default_hooks.checkpoint.interval == 100

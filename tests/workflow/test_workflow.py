@@ -112,13 +112,10 @@ def test_unknown_experiment_target_names_the_known_ones(tmp_path, snakemake):
 # ---------------------------------------------------------------- real runs
 
 @pytest.mark.slow
-def test_smoke_suite_end_to_end(tmp_path, snakemake):
+def test_smoke_suite_end_to_end(smoke_run, snakemake):
     """Every stage on tiny data with two training seeds: data, validation, every training (5 iterations) and
     evaluation once per seed (the shared stage1 too), the report with mean ± std over the seeds."""
-    t0 = time.time()
-    # 44 trainings and evaluations: minutes on an idle 2-core machine, more on a shared one
-    proc = snakemake("--cores", "2", "--config", "suite=smoke", "seeds=0,1", directory=tmp_path, timeout=2400)
-    wall = time.time() - t0
+    tmp_path, proc, wall = smoke_run
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     print(f"smoke suite: {wall:.0f} s")

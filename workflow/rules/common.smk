@@ -7,8 +7,6 @@ import re  # also for the stage files' wildcard constraints (data.smk)
 import sys
 from pathlib import Path
 
-from snakemake.settings.types import DeploymentMethod
-
 from apro import weights as apro_weights  # the weights table (no torch)
 from apro.data import coco_download as apro_downloads  # the dataset archives table
 from apro.data import voc as apro_voc  # where the VOC label sources are listed
@@ -24,19 +22,10 @@ PYTHON = sys.executable
 _apro_script = Path(sys.executable).parent / "apro"
 APRO = str(_apro_script) if _apro_script.exists() else f"{sys.executable} -m apro"
 
-# Every stage file's rules name the suite's one environment file in their `conda` directive
-# (CONDA_ENV, relative to workflow/rules/), which documents the software of every step. The
-# rules run in the environment Snakemake itself runs in (the venv of `make setup`, or the
-# conda env of environment.yml after the manual steps in its header). --use-conda is
-# refused: an env made from environment.yml alone lacks mmcv's compiled ops and the suite
-# with apro._C, and the rules would still run PYTHON / APRO above, not that env's.
-CONDA_ENV = "../../environment.yml"
-if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
-    raise WorkflowError(
-        "--use-conda / --software-deployment-method conda is not supported: create the "
-        "environment once (`make setup`, or environment.yml and its steps) and run "
-        "Snakemake from it, e.g. `.venv/bin/python -m snakemake ...`"
-    )
+# The rules declare no conda environment: environment.yml alone cannot build mmcv's ops or apro._C (its
+# header lists the steps), so an env Snakemake made from it would not run them. Every job runs in the
+# environment Snakemake itself runs in; on a cluster, that environment on a filesystem the nodes share.
+
 
 # ---------------------------------------------------------------- registry
 REGISTRY_FILE = Path(config["registry"])
@@ -132,10 +121,23 @@ def released_inputs(wildcards):
     return {"config": config_inputs(job), "checkpoint": apro_layout.weights_file(job.released)}
 
 
+def gpu_launcher(count):
+    """`apro with-gpus N --` before the command of a job on N GPUs: its own devices of the machine's pool
+    (apro/gpu_pool.py; under Slurm the allocation's), so that jobs side by side never share one."""
+    return f"{APRO} with-gpus {count} -- " if count else ""
+
+
 def train_launcher(wildcards):
-    """`apro`, or torchrun starting one `apro` per GPU of the node (the paper configs read WORLD_SIZE)."""
+    """`apro`, or torchrun starting one `apro` per GPU of the node (the paper configs read WORLD_SIZE), on the
+    experiment's GPUs."""
     gpus = gpus_of(wildcards)
-    return APRO if gpus <= 1 else f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={gpus} -m apro"
+    run = APRO if gpus <= 1 else f"{PYTHON} -m torch.distributed.run --standalone --nproc_per_node={gpus} -m apro"
+    return gpu_launcher(gpus) + run
+
+
+def evaluate_launcher(wildcards):
+    """`apro`, on one GPU for a GPU experiment."""
+    return gpu_launcher(min(gpus_of(wildcards), 1)) + APRO
 
 
 CPU_THREADS = {"train": "train_threads", "evaluate": "eval_threads"}  # the config's key per stage

@@ -22,8 +22,6 @@ rule original_env:
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} original-env --venv {params.venv}{params.original} --jobs {threads} > {log} 2>&1"
 
@@ -45,8 +43,6 @@ rule crosscheck:
     resources:
         mem_mb=crosscheck_mem_mb,
         runtime=60,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} crosscheck {wildcards.experiment} --venv {params.venv} --threads {threads} --no-report"
         " > {log} 2>&1"
@@ -64,7 +60,5 @@ rule crosscheck_report:
     log:
         apro_layout.job_log("crosscheck", "report"),
     threads: 1
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} crosscheck-report {params.entries} > {log} 2>&1"

@@ -46,8 +46,6 @@ rule make_data:
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
         runtime=resources_of("make_data")["runtime"],
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} make-data --out {output} --num-train {params.num_train} --num-val {params.num_val}"
         " --image-size {params.image_size} --seed {params.seed}{params.hues} --overwrite > {log} 2>&1"
@@ -69,8 +67,6 @@ rule validate_data:
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
         runtime=resources_of("make_data")["runtime"],
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} validate-data --data-root {input} --out {output} > {log} 2>&1"
 
@@ -95,8 +91,6 @@ rule make_sparse_labels:
     resources:
         mem_mb=resources_of("make_data")["mem_mb"],
         runtime=resources_of("make_data")["runtime"],
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} make-sparse-labels --data-root {input.data} --out {output} --seed {params.seed} --overwrite > {log} 2>&1"
 
@@ -115,8 +109,6 @@ rule fetch_archive:
     resources:
         mem_mb=1000,
         runtime=240,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} fetch {wildcards.archive} --out {output} > {log} 2>&1"
 
@@ -139,8 +131,6 @@ rule prepare_voc:
     params:
         apro=APRO,
         src=apro_layout.download("voc_src"),  # the two archives unpacked (removed afterwards)
-    conda:
-        CONDA_ENV
     shell:
         "(rm -rf {params.src} && mkdir -p {params.src}"
         " && tar -xf {input.voc} -C {params.src} && tar -xzf {input.sbd} -C {params.src}"
@@ -168,8 +158,6 @@ rule prepare_coco:
     resources:
         mem_mb=8000,
         runtime=240,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} prepare-coco --downloads {params.downloads} --out {output} > {log} 2>&1"
 
@@ -188,8 +176,6 @@ rule fetch_weights:
     resources:
         mem_mb=1000,
         runtime=60,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} fetch {wildcards.wfile} --out {output} > {log} 2>&1"
 
@@ -210,8 +196,6 @@ rule voc_fetch:
     resources:
         mem_mb=500,
         runtime=60,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} fetch {wildcards.source} --sources {input} --out {output} > {log} 2>&1"
 
@@ -232,8 +216,6 @@ rule voc_sparse_labels:
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} convert-voc-labels --scribblesup {input.scribblesup} --points {input.points}"
         " --sources {input.sources} --out {output} > {log} 2>&1"
@@ -257,8 +239,6 @@ rule prepare_voc_semantic:
     resources:
         mem_mb=4000,
         runtime=180,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} prepare-voc-semantic --voc-tar {input.voc} --sbd-tgz {input.sbd} --sparse {input.sparse}"
         " --out {output} > {log} 2>&1"

@@ -4,7 +4,8 @@
 #                                                       (mask AP / AP50 / AP75, or mIoU; metrics.run.json beside it)
 #
 # One rule for every suite: `apro evaluate` reads the config, dataset, labels and checkpoint (the trained
-# work dir, or the converted release checkpoint) from the registry. A GPU experiment is evaluated on one GPU.
+# work dir, or the converted release checkpoint) from the registry. A GPU experiment is evaluated on one GPU
+# of its own (`apro with-gpus 1`).
 
 
 rule evaluate:
@@ -14,7 +15,7 @@ rule evaluate:
     output:
         apro_layout.metrics_file("{suite}", "{experiment}", "{seed}"),
     params:
-        apro=APRO,
+        apro=evaluate_launcher,
         registry=REGISTRY_ARG,
     log:
         apro_layout.log_file("evaluate", "{suite}", apro_layout.run_name("{experiment}", "{seed}")),
@@ -23,8 +24,6 @@ rule evaluate:
     threads: job_threads("evaluate")
     resources:
         **job_resources("evaluate"),
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} evaluate {wildcards.experiment} --suite {wildcards.suite} --seed {wildcards.seed}"
         " --threads {threads} {params.registry} > {log} 2>&1"

@@ -39,8 +39,6 @@ rule report:
     resources:
         mem_mb=resources_of("report")["mem_mb"],
         runtime=resources_of("report")["runtime"],
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} report --suite {wildcards.suite} --registry {params.registry} --out {params.out_dir}"
         " --seeds {params.seeds} > {log} 2>&1"
@@ -66,8 +64,6 @@ rule visualize:
     resources:
         mem_mb=resources_of("report")["mem_mb"],
         runtime=resources_of("report")["runtime"],
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} visualize --data-root {input.data} --out {output} --images {params.images}{params.model}"
         " > {log} 2>&1"
@@ -97,8 +93,6 @@ rule html_report:
     resources:
         mem_mb=resources_of("report")["mem_mb"],
         runtime=resources_of("report")["runtime"],
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} html-report --suite {wildcards.suite} --registry {params.registry} --out {params.out_dir}"
         " --seeds {params.seeds} > {log} 2>&1"

@@ -6,7 +6,8 @@
 #
 # One rule trains every experiment, instance or semantic, on CPU or GPUs: `apro train` reads the config,
 # dataset, labels, schedule and starting point from the registry. An experiment with `gpus` in the
-# registry (the paper settings) takes that many GPUs of one node, under torchrun when more than one.
+# registry (the paper settings) takes that many GPUs of one node, under torchrun when more than one, and
+# on a machine shared by several jobs devices of its own (`apro with-gpus N`; under Slurm, its allocation).
 #
 # The only declared output is the completion marker done.json, which `apro train` writes atomically after
 # the last iteration. The work dir around it (checkpoints, mmengine logs, train.run.json: the run's own
@@ -33,8 +34,6 @@ rule train:
     threads: job_threads("train")
     resources:
         **job_resources("train"),
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} train {wildcards.experiment} --suite {wildcards.suite} --seed {wildcards.seed}"
         " --threads {params.threads} {params.registry} > {log} 2>&1"
@@ -57,7 +56,5 @@ rule convert_released:
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        CONDA_ENV
     shell:
         "{params.apro} convert-checkpoint {params.config} {input.checkpoint} --out {output} > {log} 2>&1"
