@@ -3,7 +3,7 @@
     python tests/slurm_cluster.py [--dir DIR] -- COMMAND ...   # COMMAND runs with the cluster up
 
 Starts munge (its own key and socket), slurmctld and slurmd from Debian's ``slurm-wlm`` on localhost:
-the machine's cores and (most of its) memory as one node in one partition, ``test``; no accounting
+twice the machine's cores and most of its memory as one node in one partition, ``test``; no accounting
 database (Snakemake's Slurm executor then queries job states with ``squeue``, which needs
 ``MinJobAge`` longer than its polling: 600 s here). State, logs and munge's key and socket live in
 one folder. The config is written to Slurm's default place, ``/etc/slurm/slurm.conf``, and removed
@@ -94,6 +94,7 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 MinJobAge=600
+SlurmdParameters=config_overrides
 GresTypes=gpu
 NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:{GPUS} State=UNKNOWN
 PartitionName={PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP
@@ -150,7 +151,9 @@ def one_node_cluster(root: Optional[Path] = None) -> Iterator[dict]:
     node = socket.gethostname().split(".")[0]
     conf = CONF
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(_config(root, node, os.cpu_count() or 1, _memory_mb()))
+    # twice the cores as CPUs (config_overrides lets the node claim them): jobs spend much of their seconds
+    # starting up and waiting for the executor's polling, which overlap; a job's CPUs are still its threads
+    conf.write_text(_config(root, node, 2 * (os.cpu_count() or 1), _memory_mb()))
     for i in range(GPUS):
         (root / f"gpu{i}").touch()
     GRES_CONF.write_text(f"NodeName={node} Name=gpu File={root}/gpu[0-{GPUS - 1}]\n")
