@@ -21,16 +21,24 @@ class FetchError(RunFailed):
     """A download that failed or a file that does not match its checksum."""
 
 
+def _checked(path: Union[str, os.PathLike], digests, algorithm: str) -> str:
+    """``path``'s digest (computed once), checked against each of ``digests`` that is not None (a full hex digest
+    or a prefix of >= 8 digits)."""
+    digests = [d.lower() for d in digests if d is not None]
+    for expected in digests:
+        if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
+            raise FetchError(f"checksum {expected!r} for {path}: expected at least 8 hex digits of the {algorithm}")
+    got = file_sha256(path, algorithm)
+    for expected in digests:
+        if not got.startswith(expected):
+            raise FetchError(f"{path}: {algorithm} is {got}, expected {expected}"
+                             f"{'...' if len(expected) < len(got) else ''}; the file is corrupt or not the release file")
+    return got
+
+
 def check_digest(path: Union[str, os.PathLike], expected: str, algorithm: str = "sha256") -> str:
     """Checks ``path`` against ``expected`` (full hex digest or a prefix of >= 8 digits); returns the digest."""
-    expected = expected.lower()
-    if len(expected) < 8 or any(c not in "0123456789abcdef" for c in expected):
-        raise FetchError(f"checksum {expected!r} for {path}: expected at least 8 hex digits of the {algorithm}")
-    got = file_sha256(path, algorithm)
-    if not got.startswith(expected):
-        raise FetchError(f"{path}: {algorithm} is {got}, expected {expected}"
-                         f"{'...' if len(expected) < len(got) else ''}; the file is corrupt or not the release file")
-    return got
+    return _checked(path, [expected], algorithm)
 
 
 def fetch(url: str, out: Union[str, os.PathLike], expected: Optional[str], algorithm: str = "sha256",
@@ -50,16 +58,12 @@ def fetch(url: str, out: Union[str, os.PathLike], expected: Optional[str], algor
                 print(f"fetching {what} {url} -> {out}", flush=True)
                 with urllib.request.urlopen(url) as r, open(tmp, "wb") as f:  # noqa: S310 (fixed release URLs)
                     shutil.copyfileobj(r, f, 1 << 20)
-                for digest in (expected, recorded):
-                    if digest is not None:
-                        check_digest(tmp, digest, algorithm)
+                got = _checked(tmp, (expected, recorded), algorithm)  # before it takes its place
         except (OSError, ValueError) as exc:
             raise FetchError(f"could not download {what} from {url} ({exc}); download it by hand and place it at "
                              f"{out} (the workflow then only checks its checksum)") from exc
-    got = file_sha256(out, algorithm)
-    for digest in (expected, recorded):
-        if digest is not None:
-            check_digest(out, digest, algorithm)
+    else:
+        got = _checked(out, (expected, recorded), algorithm)
     if recorded is None and (expected is None or len(expected) < len(got)):
         record.write_text(f"{got}  {out.name}\n")
         published = "no published checksum" if expected is None else f"published prefix {expected} checked"

@@ -16,7 +16,6 @@ one is using.
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
 import json
 import os
@@ -289,6 +288,26 @@ def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
+def distribute_on_cpus(cfg) -> None:
+    """Readies ``cfg`` for torchrun on CPU processes (no CUDA): mmengine's pytorch launcher assumes GPUs
+    (``torch.cuda.set_device``, DDP with ``device_ids=[LOCAL_RANK]``). Starts the gloo process group here,
+    which mmengine then finds initialised, and wraps the model in DDP without device ids."""
+    import torch
+    import torch.distributed as dist
+
+    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available():
+        return
+    cfg.env_cfg = {**cfg.get("env_cfg", {}), "dist_cfg": {**cfg.get("env_cfg", {}).get("dist_cfg", {}),
+                                                            "backend": "gloo"}}
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
+    wrapper.setdefault("type", "MMDistributedDataParallel")
+    wrapper.setdefault("broadcast_buffers", False)
+    wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
+    cfg.model_wrapper_cfg = {**wrapper, "device_ids": None}
+
+
 def _read_run(work: Path) -> Optional[dict]:
     try:
         return json.loads((work / RUN_FILE).read_text())
@@ -353,26 +372,6 @@ def _usage() -> tuple:
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     peak_kb = max(own.ru_maxrss, kids.ru_maxrss)  # kilobytes on Linux
     return round(peak_kb / 1024, 1), round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 1)
-
-
-def distribute_on_cpus(cfg) -> None:
-    """Readies ``cfg`` for torchrun on CPU processes (no CUDA): mmengine's pytorch launcher assumes GPUs
-    (``torch.cuda.set_device``, DDP with ``device_ids=[LOCAL_RANK]``). Starts the gloo process group here,
-    which mmengine then finds initialised, and wraps the model in DDP without device ids."""
-    import torch
-    import torch.distributed as dist
-
-    if cfg.get("launcher", "none") == "none" or torch.cuda.is_available():
-        return
-    cfg.env_cfg = {**cfg.get("env_cfg", {}), "dist_cfg": {**cfg.get("env_cfg", {}).get("dist_cfg", {}),
-                                                            "backend": "gloo"}}
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    wrapper = dict(cfg.get("model_wrapper_cfg") or {})
-    wrapper.setdefault("type", "MMDistributedDataParallel")
-    wrapper.setdefault("broadcast_buffers", False)
-    wrapper.setdefault("find_unused_parameters", cfg.get("find_unused_parameters", False))
-    cfg.model_wrapper_cfg = {**wrapper, "device_ids": None}
 
 
 @contextlib.contextmanager

@@ -112,7 +112,7 @@ def train(config: str, work_dir: str, data_root: str, seed: int = 0, max_iters: 
         "seed": int(seed),
         "max_iters": int(cfg.train_cfg.max_iters),
         "threads": threads,
-        "processes": runs.rank_and_world()[1],
+        "processes": world,
         "wall_s": round(wall, 1),  # of this invocation (after a resume: of the resumed part)
         "resumed_from": resumed_from,
         "init_from": None if init is None else str(init),
