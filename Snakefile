@@ -4,9 +4,11 @@
 #   .venv/bin/python -m snakemake --cores 2 --config suite=smoke   # tiny data, 5 iterations, every stage
 #   .venv/bin/python -m snakemake --cores 2 -n                     # dry run: what would run, and why
 #   .venv/bin/python -m snakemake --cores 2 --config experiments=box,box_gp_lp   # part of a suite
+#   .venv/bin/python -m snakemake --cores 2 --config suite=custom data=DIR    # your COCO-format dataset
 #
 # What to run comes from the experiment registry (experiments/registry.yaml,
-# read by apro.registry, like the `apro` CLI); the settings from
+# read by apro.registry, like the `apro` CLI; for suite=custom the one apro.custom
+# writes into results/custom/ from the config, docs/custom.md); the settings from
 # experiments/config.yaml (validated against workflow/schemas/config.schema.yaml),
 # overridable with --config. The rules live in workflow/rules/*.smk, one file per
 # stage (ops, data, train, evaluate, report, crosscheck); each calls an `apro`

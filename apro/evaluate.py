@@ -2,7 +2,8 @@
 
 An mmdet config: runs inference on the config's test dataset (the val split under ``data_root``)
 and computes COCO mask AP / AP50 / AP75 with pycocotools (``COCOeval``, ``iouType='segm'``) against
-the split's annotation file, plus a class-agnostic mask-quality diagnostic (``diagnostics``: for
+the split's annotation file (where not every annotation has a mask: the box AP of the predicted masks'
+boxes, ``iou_type: bbox`` in metrics.json), plus a class-agnostic mask-quality diagnostic (``diagnostics``: for
 every GT instance the best IoU of any predicted mask; mean and share >= 0.5 / 0.75).
 
 An mmseg config (the semantic suite): mIoU, aAcc and mAcc with mmseg's ``IoUMetric`` (percent, over
@@ -79,8 +80,9 @@ def predict(cfg, checkpoint: Path) -> tuple[list, "object"]:
     return results, dataset
 
 
-def coco_segm_ap(ann_file: str, results: list) -> dict:
-    """COCO mask AP, AP50, AP75 (percent) of ``results`` against ``ann_file``."""
+def coco_ap(ann_file: str, results: list, iou_type: str = "segm") -> dict:
+    """COCO mask AP, AP50, AP75 (percent) of ``results`` against ``ann_file``; with ``iou_type="bbox"`` the box
+    AP of the predicted masks' boxes (pycocotools takes them from the masks)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -89,7 +91,7 @@ def coco_segm_ap(ann_file: str, results: list) -> dict:
     if not results:
         return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "num_detections": 0}
     dt = gt.loadRes(results)
-    ev = COCOeval(gt, dt, iouType="segm")
+    ev = COCOeval(gt, dt, iouType=iou_type)
     ev.evaluate()
     ev.accumulate()
     ev.summarize()
@@ -129,11 +131,19 @@ def best_iou_per_instance(ann_file: str, results: list) -> dict:
 def _evaluate_instances(cfg, ckpt: Path, seed: int) -> tuple[dict, int]:
     import torch
 
+    from apro.data.checks import check_split
+
     torch.manual_seed(seed)
     results, dataset = predict(cfg, ckpt)
-    metrics = coco_segm_ap(dataset.ann_file, results)
+    masks = check_split(Path(dataset.ann_file).parent.parent, "val", read_images=False).masks
+    if masks != "all":  # masks missing from some or all annotations: the boxes are what can be scored
+        print(f"apro evaluate: {dataset.ann_file} has masks on {masks} of its annotations: box AP of the "
+              "predicted masks' boxes instead of mask AP", flush=True)
+        return {**coco_ap(dataset.ann_file, results, "bbox"), "iou_type": "bbox", "val_masks": masks}, \
+            len(dataset)
+    metrics = coco_ap(dataset.ann_file, results)
     metrics["diagnostics"] = best_iou_per_instance(dataset.ann_file, results)
-    return metrics, len(dataset)
+    return {**metrics, "iou_type": "segm", "val_masks": masks}, len(dataset)
 
 
 def _evaluate_semantic(cfg, ckpt: Path, config: str) -> dict:
@@ -172,6 +182,7 @@ def evaluate(config: str, checkpoint: str, data_root: str, out: str, seed: int =
     if semantic:
         print(f"apro evaluate: mIoU {record['mIoU']:.1f}  aAcc {record['aAcc']:.1f} -> {out}", flush=True)
     else:
-        print(f"apro evaluate: mask AP {record['AP']:.1f}  AP50 {record['AP50']:.1f}  AP75 {record['AP75']:.1f} "
+        kind = "box" if record["iou_type"] == "bbox" else "mask"
+        print(f"apro evaluate: {kind} AP {record['AP']:.1f}  AP50 {record['AP50']:.1f}  AP75 {record['AP75']:.1f} "
               f"-> {out}", flush=True)
     return record

@@ -16,6 +16,7 @@ paths is spelled anywhere else.
     <output stem>.run.json                      what a step records of itself beside its output (train.run.json,
                                                 metrics.run.json, ...): start, end, wall time, peak memory, status
     results/<suite>/<experiment>/checkpoint.pth         a released checkpoint, converted
+    results/custom/registry.yaml, configs/      the custom suite's registry and configs (apro custom-configs)
     results/ops/build.done                      the compiled ops
     results/logs/<group>/<name>[.<stage>].log   one log per job (name: <experiment>.seed<k> for a run)
     results/benchmarks/<group>/<name>[.<stage>].tsv   Snakemake's benchmark file per job
@@ -148,6 +149,11 @@ def ops_marker() -> str:
 
 def ops_table() -> str:
     return f"{REPORTS}/benchmarks/ops.csv"
+
+
+def custom_dir() -> str:
+    """The custom suite's generated registry.yaml and configs/ (apro.custom)."""
+    return f"{RESULTS}/custom"
 
 
 def report_dir(suite: str) -> str:

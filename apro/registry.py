@@ -77,10 +77,11 @@ class Dataset:
     seed: Optional[int] = None
     class_hue_width: Optional[float] = None  # synthetic only: colour hints at the class (apro.data.synthetic)
     layout: str = "coco"  # "coco": COCO instance json (validated); "semantic": labels/ inside, no instances
+    root: Optional[str] = None  # an external dataset's folder when not data/<name>/ (the custom suite's)
 
     @property
     def path(self) -> str:
-        return data_dir(self.name)
+        return self.root if self.root is not None else data_dir(self.name)
 
     @property
     def has_coco_instances(self) -> bool:

@@ -89,35 +89,33 @@ def is_semantic(cfg) -> bool:
     return cfg.get("default_scope", "mmdet") == "mmseg"
 
 
-def validate_instance_data(data_root: Union[str, os.PathLike], splits: Sequence[str] = ("train", "val")) -> dict:
-    """Checks ``<data_root>/annotations/instances_<split>.json`` (apro.data.coco_io) and that every
-    image it lists exists under ``<data_root>/<split>/``; returns counts per split.
+def validate_instance_data(data_root: Union[str, os.PathLike], splits: Sequence[str] = ("train", "val"),
+                           cfg=None, config: str = "", read_images: bool = True) -> dict:
+    """Checks ``<data_root>/annotations/instances_<split>.json`` and the images under ``<data_root>/<split>/``
+    (:mod:`apro.data.checks`; with ``cfg``, also that its classes hold the categories); returns counts per split,
+    with the annotations mmdet drops counted per reason (printed as warnings).
 
-    Raises TrainError naming the first bad file.
+    Raises TrainError listing every error found.
     """
-    from apro.data.coco_io import load_coco_annotations
+    from apro.data import checks
 
     root = Path(data_root)
     if not root.is_dir():
         raise TrainError(f"--data-root {root}: no such folder (expected train/, val/ and annotations/ in COCO format; "
                          "`apro make-data` writes the synthetic one)")
-    summary = {"data_root": str(root), "splits": {}}
+    found = []
     for split in splits:
-        ann_file = root / "annotations" / f"instances_{split}.json"
         try:
-            data = load_coco_annotations(ann_file)
+            check = checks.check_split(root, split, train=split == "train", read_images=read_images)
         except ValueError as exc:
             raise TrainError(f"--data-root {root}: bad annotation file: {exc}") from None
-        image_dir = root / split
-        missing = [im["file_name"] for im in data["images"] if not (image_dir / im["file_name"]).is_file()]
-        if missing:
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise TrainError(f"{ann_file}: {len(missing)} image(s) it lists are missing from {image_dir}/: "
-                             f"{', '.join(missing[:3])}{more}")
-        summary["splits"][split] = {"annotation_file": str(ann_file), "images": len(data["images"]),
-                                    "annotations": len(data["annotations"]),
-                                    "categories": len(data["categories"])}
-    return summary
+        if cfg is not None:
+            checks.check_classes(check, *checks.config_classes(cfg), config)
+        found.append(check)
+    checks.raise_errors(found, TrainError)
+    for line in checks.warning_lines(found):
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+    return {"data_root": str(root), "splits": {c.split: c.summary() for c in found}}
 
 
 def _point_instance_config(cfg, root: str) -> None:
@@ -175,7 +173,7 @@ def load_config(config: str, data_root: Optional[str] = None, seed: Optional[int
         if is_semantic(cfg):
             _point_semantic_config(cfg, config, data_root, label_root, splits or ("train",))
         else:
-            validate_instance_data(data_root, splits or ("train", "val"))
+            validate_instance_data(data_root, splits or ("train", "val"), cfg, config, read_images=False)
             _point_instance_config(cfg, str(Path(data_root).resolve()) + os.sep)
     if seed is not None:
         cfg.randomness = dict(seed=int(seed), deterministic=False)

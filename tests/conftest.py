@@ -68,53 +68,12 @@ def benchmark_script():
     return load
 
 
-def _shrink(cfg):
-    """Tiny widths and image size for a CPU step (test-only overrides)."""
-    m = cfg.model
-    bb = m.backbone
-    bb.init_cfg = None
-    if bb.type == "ResNet":
-        bb.base_channels = 8
-        bb.stem_channels = 8
-        in_channels = [32, 64, 128, 256]
-    else:  # Swin: keep depths and heads, narrow the embedding (head dim 4)
-        bb.embed_dims = 4 * bb.num_heads[0]
-        bb.pretrain_img_size = 224
-        in_channels = [bb.embed_dims * 2 ** i for i in range(4)]
-    if m.type == "BoxSOLOv2":
-        m.neck.in_channels = in_channels
-        m.neck.out_channels = 16
-        h = m.mask_head
-        h.in_channels, h.feat_channels, h.stacked_convs = 16, 16, 1
-        h.norm_cfg = dict(type="GN", num_groups=4, requires_grad=True)
-        h.mask_feature_head.update(feat_channels=16, out_channels=16)  # the release's has no norm
-        h.loss_lp.iterations = 2
-    else:
-        h = m.panoptic_head
-        h.in_channels = in_channels
-        h.feat_channels = h.out_channels = 16
-        h.num_queries = 5
-        pd = h.pixel_decoder
-        pd.norm_cfg = dict(type="GN", num_groups=4)
-        pd.encoder.num_layers = 1
-        pd.encoder.layer_cfg.self_attn_cfg.update(embed_dims=16, num_heads=2)
-        pd.encoder.layer_cfg.ffn_cfg.update(embed_dims=16, feedforward_channels=32)
-        pd.positional_encoding.num_feats = 8
-        h.positional_encoding.num_feats = 8
-        td = h.transformer_decoder.layer_cfg
-        td.self_attn_cfg.update(embed_dims=16, num_heads=2)
-        td.cross_attn_cfg.update(embed_dims=16, num_heads=2)
-        td.ffn_cfg.update(embed_dims=16, feedforward_channels=32)
-        h.transformer_decoder.num_layers = 2  # losses on 3 predictions: the query init + 2 layers
-        h.loss_gp.size = 24
-        h.loss_lp.iterations = 2
-    return cfg
-
-
 @pytest.fixture
 def shrink_paper_config():
     """``shrink_paper_config(cfg)``: a paper config (SOLOv2 or Mask2Former) with tiny widths, for one CPU step."""
-    return _shrink
+    from shrunk import shrink
+
+    return shrink
 
 
 def _snakemake_env() -> dict:

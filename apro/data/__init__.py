@@ -2,6 +2,7 @@
 
 * :mod:`apro.data.synthetic` -- the built-in synthetic COCO dataset (``apro make-data``);
 * :mod:`apro.data.coco_io` -- COCO json reading (checked), writing, masks as RLE;
+* :mod:`apro.data.checks` -- what a dataset must hold before a training (errors) and what mmdet drops (counted);
 * :mod:`apro.data.sparse_labels` -- dense / point / scribble label PNGs from instance masks
   (``apro make-sparse-labels``);
 * :mod:`apro.data.coco_download` -- the public dataset archives and the COCO 2017 layout;

@@ -2,7 +2,9 @@
 
 * :class:`GenerateBoxMask` -- the release's box masks (``mmdet/datasets/pipelines/loading.py:647-663`` of
   CircleRadon/APro at 8251a9e): right after loading, every GT box becomes a mask on the image (the box
-  rounded, rows ``y0..y1`` and columns ``x0..x1`` inclusive, cut at the image's border). The masks then
+  rounded, rows ``y0..y1`` and columns ``x0..x1`` inclusive, cut at the image's border; a box starting left
+  of or above the image starts at 0, where the release's slice would wrap round to the far side: no box of
+  VOC or COCO does, boxes of other data may, apro.data.checks counts them). The masks then
   go through the pipeline with the image: resized (nearest), flipped, cropped (``RandomCrop`` can
   recompute the boxes from them, as the release's Mask2Former pipeline does) and padded. The box heads
   read them from ``gt_instances.masks``.
@@ -32,9 +34,10 @@ class GenerateBoxMask(BaseTransform):
         boxes = results["gt_bboxes"]
         boxes = boxes.numpy() if hasattr(boxes, "numpy") else np.asarray(boxes)
         rounded = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).round().astype(np.int64)
+        rounded[:, :2] = rounded[:, :2].clip(min=0)  # a negative start would wrap round (numpy slice)
         masks = np.zeros((len(rounded), h, w), dtype=np.uint8)
         for mask, (x0, y0, x1, y1) in zip(masks, rounded):
-            mask[y0:y1 + 1, x0:x1 + 1] = 1  # the release's numpy slice, edge cases included
+            mask[y0:y1 + 1, x0:x1 + 1] = 1  # the release's numpy slice
         results["gt_masks"] = BitmapMasks(masks, h, w)
         return results
 

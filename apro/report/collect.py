@@ -32,7 +32,7 @@ COLUMNS = ["experiment", "task", "framework", "backbone", "dataset", "supervisio
            "AP", "AP50", "AP75", "mIoU", "paper_AP", "paper_AP50", "paper_AP75", "paper_mIoU",
            "diff_AP", "diff_AP50", "diff_AP75", "status",
            "released_AP", "released_AP50", "released_AP75", "released_status", "suite", "schedule", "seed",
-           "train_wall_s", "eval_wall_s", "config"]
+           "train_wall_s", "eval_wall_s", "config", "iou_type"]
 
 STATUS_DONE = "done"
 STATUS_NOT_RUN = "not run"
@@ -154,6 +154,8 @@ def collect(registry: reg.Registry, suite: str, results_root: os.PathLike = ".",
             "schedule": f"{max_iters} iters" if max_iters else exp.schedule,
             "seed": seed, "eval_wall_s": _num(metrics.get("wall_s")), "train_wall_s": None,
             "config": exp.config or "",
+            # "bbox" where the val split has no masks (apro evaluate scored the predicted masks' boxes)
+            "iou_type": metrics.get("iou_type", "segm" if exp.task == "instance" and metrics else None),
         }
         for m in METRICS:  # reproduced minus paper, where both exist
             both = row[m] is not None and row[f"paper_{m}"] is not None
@@ -226,6 +228,23 @@ def ablation_results(registry: reg.Registry, root: Path, suites: Sequence[str],
                          "n": len(found), "source": source, "known": exp is not None})
         out.append({**g, "rows": rows})
     return out
+
+
+def data_checks(registry: reg.Registry, suite: str, results_root: os.PathLike = ".") -> List[str]:
+    """Per dataset of the suite with a ``validated.json`` (``apro validate-data``) and per split: images,
+    annotations, those mmdet drops (by reason), masks."""
+    lines = []
+    for ds in registry.datasets_of(suite):
+        checked, _ = read_json(Path(results_root) / layout.validated_marker(ds.name))
+        for split, info in ((checked or {}).get("splits") or {}).items():
+            found = info.get("warnings") or {}
+            dropped = {r: w["count"] for r, w in found.items() if str(w.get("effect", "")).startswith("dropped")}
+            why = "; ".join(f"{n} {r}" for r, n in dropped.items())
+            kept = [f"{w['count']} {r} ({w['effect']})" for r, w in found.items() if r not in dropped]
+            lines.append(f"{ds.name} {split}: {info.get('images')} images, {info.get('annotations')} annotations, "
+                         f"{sum(dropped.values())} dropped{f' ({why})' if why else ''}"
+                         f"{'; ' + '; '.join(kept) if kept else ''}; masks on {info.get('masks')} of them")
+    return lines
 
 
 def figure_list(out_dir: Path, suite: str) -> Tuple[List[dict], Optional[str]]:

@@ -49,9 +49,10 @@ def gain_lines(experiments: List[Dict[str, Any]]) -> List[str]:
             lines.append(_not_available(what, (b, a), "AP"))
             continue
         ap = g["gain"]["AP"]
+        kind = "box" if any(r.get("iou_type") == "bbox" for r in b["runs"] + a["runs"]) else "mask"
         lines.append(
             f"{what}: `{reg.APRO_VARIANT}` ({a['experiment']}) minus `{reg.BASELINE_VARIANT}` "
-            f"({b['experiment']}), paired by seed: **{stats.format_gain(ap)} mask AP** "
+            f"({b['experiment']}), paired by seed: **{stats.format_gain(ap)} {kind} AP** "
             f"({_fmt(ap['base_mean'])} -> {_fmt(ap['treated_mean'])}"
             f"{'' if ap['n'] == 1 else ', means'}); AP50 {_fmt_gain((g['gain']['AP50'] or {}).get('mean'))}, "
             f"AP75 {_fmt_gain((g['gain']['AP75'] or {}).get('mean'))}.")
@@ -86,7 +87,7 @@ def _seed_list(rows: List[Dict[str, Any]]) -> str:
 
 
 def _intro(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], command: str, source: str,
-           now: _dt.datetime) -> List[Block]:
+           now: _dt.datetime, data: Sequence[str] = ()) -> List[Block]:
     s = registry.suite(suite)
     out: List[Block] = [Text(s.description)]
     if s.overrides:
@@ -101,6 +102,8 @@ def _intro(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], comma
     out.append(Text(f"{sum(e['done'] for e in exps)} of {len(exps)} experiments have results ({n_runs} of "
                     f"{len(rows)} runs; training {_seed_list(rows)}). Written by `{command}` on "
                     f"{now.strftime('%Y-%m-%d %H:%M UTC')} from `{source}`; {how}."))
+    if data:  # apro validate-data's counts: what mmdet drops is named, not silent
+        out += [Text("The data as checked by `apro validate-data` (apro/data/checks.py):"), Bullets(list(data))]
     return out
 
 
@@ -145,7 +148,10 @@ def result_sections(suite: str, rows: List[Dict[str, Any]]) -> List[Section]:
         if has_released:
             cells += [_fmt(e[f"released_{m}"]) for m in METRICS] + [e["released_status"] or ""]
         table.append(cells)
-    note = (f"AP: COCO mask AP (percent) on the validation split, computed by pycocotools: the mean ± sample "
+    boxes = any(r.get("iou_type") == "bbox" for r in rows)
+    what = "box AP (percent) of the predicted masks' boxes on the validation split, which has no masks" if boxes \
+        else "mask AP (percent) on the validation split"
+    note = (f"AP: COCO {what}, computed by pycocotools: the mean ± sample "
             f"standard deviation over the training {_seed_list(rows)} (n: the runs with a result; \"single run\": "
             "one); AP50, AP75: their means; empty where the experiment has not run. Every run is a row of "
             "results.csv."
@@ -159,7 +165,8 @@ def result_sections(suite: str, rows: List[Dict[str, Any]]) -> List[Section]:
     if has_paper:
         blocks.append(Text(f"Verdict: {stats.VERDICT_RULE}."))
     blocks.append(Bullets([f"{e['experiment']}, {n}" for e in exps for n in e["notes"]]))
-    sections.append(Section("Mask AP and mIoU per experiment" if miou else "Mask AP per experiment", blocks))
+    kind = "Box AP" if boxes else "Mask AP"
+    sections.append(Section(f"{kind} and mIoU per experiment" if miou else f"{kind} per experiment", blocks))
     return sections
 
 
@@ -192,11 +199,11 @@ def figure_blocks(figures: List[dict], folder: str) -> List[Block]:
 
 
 def summary_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], jobs: List[Dict[str, Any]],
-                 source: str, now: Optional[_dt.datetime] = None) -> Page:
+                 source: str, now: Optional[_dt.datetime] = None, data: Sequence[str] = ()) -> Page:
     """summary.md / summary.html: the intro, the result sections and the wall time per job."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return Page(f"APro results: suite {suite}",
-                _intro(registry, suite, rows, "apro report", source, now) + result_sections(suite, rows)
+                _intro(registry, suite, rows, "apro report", source, now, data) + result_sections(suite, rows)
                 + [Section("Wall time per step", job_blocks(jobs))])
 
 
@@ -204,7 +211,7 @@ def index_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
                source: str, *, links: Sequence[str], ablation: List[dict], ablation_suites: Sequence[str],
                plots: Sequence[Optional[str]], figures: List[dict], figures_why: Optional[str],
                ops: Optional[List[List[str]]], versions: Dict[str, str], hashes: List[List[str]],
-               now: Optional[_dt.datetime] = None) -> Page:
+               now: Optional[_dt.datetime] = None, data: Sequence[str] = ()) -> Page:
     """index.html: the intro and result sections of the summary (under Results), and the ablation, affinity,
     ops benchmark and provenance sections. ``plots``: per ablation group, the PNG beside the page or None;
     ``links``: the other report files beside the page."""
@@ -233,7 +240,8 @@ def index_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
     abl.blocks.append(Text(f"AP, AP50: means over the seeds that have run (seeds: how many). "
                            f"Table: [{table_name}]({table_name})."))
 
-    aff = Section("Affinities", anchor="affinity")
+    predictions = any(f.get("kind") == "prediction" for f in figures)  # apro predict's overlays (custom suite)
+    aff = Section("Predictions" if predictions else "Affinities", anchor="affinity")
     if not figures:
         aff.blocks.append(Text(f"No affinity figures yet ({figures_why or 'run apro visualize'}).", missing=True))
     aff.blocks += figure_blocks(figures, Path(layout.figures_dir(suite)).name)
@@ -255,4 +263,4 @@ def index_page(registry: reg.Registry, suite: str, rows: List[Dict[str, Any]], j
                                   Table(["config file", "sha256 (first 16 hex)"], hashes)] + job_blocks(jobs),
                    anchor="provenance")
     return Page(f"APro report: suite {suite}",
-                _intro(registry, suite, rows, "apro html-report", source, now) + [results, abl, aff, bench, prov])
+                _intro(registry, suite, rows, "apro html-report", source, now, data) + [results, abl, aff, bench, prov])

@@ -19,8 +19,8 @@ from apro import layout
 from apro import registry as reg
 from apro.io import atomic_file, write_png, write_text_atomic
 from apro.report import metafiles
-from apro.report.collect import (COLUMNS, ReportError, ablation_results, collect, config_hashes, figure_list,
-                                 job_times, package_versions, parse_seeds, read_csv_table)
+from apro.report.collect import (COLUMNS, ReportError, ablation_results, collect, config_hashes, data_checks,
+                                 figure_list, job_times, package_versions, parse_seeds, read_csv_table)
 from apro.report.derive import by_experiment
 from apro.report.pages import _fmt, index_page, summary_page
 from apro.report.render import html, markdown
@@ -120,7 +120,8 @@ def write_summary(suite: str, registry_path: RegistryArg = None, results_root: o
     registry, root, out = _prepare(registry_path, suite, results_root, out_dir)
     seeds = parse_seeds(seeds)
     rows = collect(registry, suite, root, seeds)
-    page = summary_page(registry, suite, rows, job_times(registry, suite, root, seeds=seeds), _source(root, suite))
+    page = summary_page(registry, suite, rows, job_times(registry, suite, root, seeds=seeds), _source(root, suite),
+                        data=data_checks(registry, suite, root))
     paths = {kind: out / Path(path).name for kind, path in layout.report_files(suite).items()}
     write_text_atomic(paths["csv"], _csv_text(COLUMNS, [[r.get(c) for c in COLUMNS] for r in rows]))
     write_text_atomic(paths["md"], markdown(page))
@@ -167,6 +168,6 @@ def write_html_report(suite: str, registry_path: RegistryArg = None, results_roo
     page = index_page(registry, suite, rows, job_times(registry, suite, root, seeds=seeds, figures=True),
                       _source(root, suite), links=links, ablation=groups, ablation_suites=suites,
                       plots=plots, figures=figures, figures_why=why, ops=ops, versions=package_versions(),
-                      hashes=config_hashes(registry, names))
+                      hashes=config_hashes(registry, names), data=data_checks(registry, suite, root))
     write_text_atomic(paths["html"], html(page))
     return _written(suite, rows, paths)

@@ -43,7 +43,7 @@ test_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'), di
 default_hooks = dict(checkpoint=dict(interval=3))
 custom_hooks = [dict(type='RecordLosses')]
 """
-SHRUNK = {  # test-only widths and image sizes over the paper configs (as tests/conftest.py's _shrink)
+SHRUNK = {  # test-only widths and image sizes over the paper configs (as tests/shrunk.py's shrink)
     "solov2": """_base_ = [{base!r}]
 custom_imports = dict(imports=['apro.models.box_solov2', 'apro.data.transforms', 'record_losses'])
 model = dict(

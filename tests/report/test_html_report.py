@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import pytest
 from apro import layout
 from apro import registry as reg
 from apro import report
+from browser import CHROMIUM, WHY_NOT, rendered
 
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 
 def _png(path: Path) -> None:
@@ -112,27 +111,10 @@ def test_an_ablation_group_of_unknown_experiments_names_them(tmp_path):
         reg.load_registry(bad, root=reg.REPO_ROOT)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium; .ci/run does)")
+@pytest.mark.skipif(CHROMIUM is None, reason=WHY_NOT)
 def test_report_renders_in_headless_chromium(run_root, tmp_path):
     path = report.write_html_report("smoke", reg.load_registry(), run_root).paths["html"]
-    # a probe page loads the report in an iframe and writes what the browser shows into its own DOM
-    probe = path.parent / "probe.html"
-    probe.write_text(
-        '<!DOCTYPE html><html><body><iframe id="f" src="index.html" width="1200" height="800"></iframe>'
-        '<pre id="out">pending</pre><script>'
-        'document.getElementById("f").onload = function () {'
-        ' var d = this.contentDocument; var imgs = Array.from(d.images);'
-        ' var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;'
-        ' document.getElementById("out").textContent = JSON.stringify({tables: d.querySelectorAll("table").length,'
-        '  rows: d.querySelectorAll("tbody tr").length, images: imgs.length, loaded: ok,'
-        '  h2: Array.from(d.querySelectorAll("h2")).map(function (h) { return h.textContent; })});'
-        '};</script></body></html>')
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-           "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    m = re.search(r'<pre id="out">(.*?)</pre>', proc.stdout, re.S)
-    assert m and m.group(1) != "pending", proc.stdout[-2000:] + proc.stderr[-2000:]
-    seen = json.loads(m.group(1).replace("&quot;", '"'))
+    seen = rendered(path)
     assert seen["h2"] == ["Results", "Ablation", "Affinities", "Ops benchmark", "Provenance"]
     assert seen["tables"] >= 8 and seen["rows"] > 10
     assert seen["images"] >= 2 and seen["loaded"] == seen["images"], seen

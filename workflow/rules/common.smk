@@ -7,6 +7,7 @@ import re  # also for the stage files' wildcard constraints (data.smk)
 import sys
 from pathlib import Path
 
+from apro import custom as apro_custom  # the custom suite's configs and registry
 from apro import weights as apro_weights  # the weights table (no torch)
 from apro.data import coco_download as apro_downloads  # the dataset archives table
 from apro.data import voc as apro_voc  # where the VOC label sources are listed
@@ -33,10 +34,12 @@ if not REGISTRY_FILE.is_absolute():
     REGISTRY_FILE = ROOT / REGISTRY_FILE
 try:
     SEEDS = apro_registry.parse_seeds(config["seeds"])  # the training seeds of every run
+    if config["suite"] == apro_custom.SUITE:  # your dataset: its configs and registry, written from the config
+        REGISTRY_FILE = Path(apro_custom.write_suite(apro_custom.CustomSpec.from_config(config)))
     REGISTRY = apro_registry.load_registry(REGISTRY_FILE)
     SUITE = REGISTRY.suite(config["suite"]).name
     JOBS = REGISTRY.jobs(SUITE, config.get("experiments"))
-except apro_registry.RegistryError as exc:
+except (apro_registry.RegistryError, apro_custom.CustomError) as exc:
     raise WorkflowError(f"config suite={config['suite']!r}, seeds={config['seeds']!r}: {exc}") from None
 
 

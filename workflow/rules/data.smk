@@ -1,7 +1,8 @@
 # Stage "data": every dataset, label set and weights file the suites read, fetched or made, and checked.
 #
 #   data/<dataset>/                            make_data: apro make-data (the registry's synthetic datasets)
-#   results/data/<dataset>/validated.json      validate_data: apro validate-data (annotation files parse, images exist)
+#   results/data/<dataset>/validated.json      validate_data: apro validate-data (apro.data.checks: errors stop, the
+#                                              annotations mmdet drops are counted)
 #   data/semantic/<dataset>/                   make_sparse_labels: apro make-sparse-labels (dense / point / scribble PNGs)
 #   downloads/<archive>                        fetch_archive: apro fetch (MD5 of the dataset pages)
 #   data/voc/, data/coco/                      prepare_voc: apro prepare-voc, prepare_coco: apro prepare-coco
@@ -52,9 +53,10 @@ rule make_data:
 
 
 rule validate_data:
-    """Check the annotation files (apro.data.coco_io) and that every listed image exists; fails naming the bad file."""
+    """Check the annotation files and images (apro.data.checks): errors fail naming file and id, the annotations
+    mmdet drops are counted."""
     input:
-        apro_layout.data_dir("{dataset}"),
+        lambda w: dataset_spec(w).path,
     output:
         apro_layout.validated_marker("{dataset}"),
     log:

@@ -8,7 +8,8 @@
 #   reports/<suite>/summary.html  the same page in HTML (also in `snakemake --report`)
 #   reports/<suite>/metafiles/    <entry>/metafile.yml per model-zoo entry (mmdetection's convention; empty for a
 #                                 suite without paper numbers), checked by apro/resources/metafile.schema.yaml
-#   reports/<suite>/figures/      visualize: affinity_<id>.png, instances_<id>.png, photo_*.png, figures.json
+#   reports/<suite>/figures/      visualize: affinity_<id>.png, instances_<id>.png, photo_*.png, figures.json;
+#                                 the custom suite's: predict_figures (apro predict: <image>.png, <image>.json)
 #   reports/<suite>/index.html    html_report: results, ablation, affinities, ops benchmark, provenance
 #
 # The figures take seconds; the instance figures show the suite's APro model (the first box+gp+lp run, else
@@ -52,6 +53,8 @@ rule visualize:
     output:
         report(directory(apro_layout.figures_dir("{suite}")), patterns=["{name}.png"], category="Affinities",
                caption=str(ROOT / "workflow" / "report" / "affinity.rst")),
+    wildcard_constraints:
+        suite=f"(?!{apro_custom.SUITE}(?![a-z0-9_]))[a-z0-9][a-z0-9_]*",  # the custom suite's figures: predict_figures
     params:
         apro=APRO,
         model=figures_model_args,
@@ -67,6 +70,31 @@ rule visualize:
     shell:
         "{params.apro} visualize --data-root {input.data} --out {output} --images {params.images}{params.model}"
         " > {log} 2>&1"
+
+
+rule predict_figures:
+    """The custom suite's figures: `apro predict` of its APro model (else its first box-supervised one) on the
+    first val images: per image the overlay PNG and the COCO json of its predicted instances."""
+    input:
+        unpack(figures_inputs),
+    output:
+        report(directory(apro_layout.figures_dir("{suite}")), patterns=["{name}.png"], category="Predictions"),
+    wildcard_constraints:
+        suite=apro_custom.SUITE,
+    params:
+        apro=APRO,
+        model=figures_model_args,
+        images=4,
+    log:
+        apro_layout.job_log("{suite}", "predict"),
+    benchmark:
+        apro_layout.job_benchmark("{suite}", "predict")
+    threads: 1
+    resources:
+        mem_mb=resources_of("report")["mem_mb"],
+        runtime=resources_of("report")["runtime"],
+    shell:
+        "{params.apro} predict {input.data}/val --limit {params.images} --out {output}{params.model} > {log} 2>&1"
 
 
 rule html_report:
