@@ -16,7 +16,7 @@ framework and backbone, ``experiments/paper/<framework>_<backbone>_voc.py``) it 
 The schedule: one epoch is ``ceil(images with a usable box / (the recipe's batch per GPU x processes))``
 iterations (the paper's convention: COCO's 117,266 images with objects); the LR steps stay at the same
 fraction of the schedule as in the recipe, its warm-up keeps its length in iterations up to a tenth of the
-schedule (none under 10 iterations), and the LR is scaled to the total batch by mmengine's ``auto_scale_lr``
+schedule (none under 2 iterations), and the LR is scaled to the total batch by mmengine's ``auto_scale_lr``
 (the recipe's total batch as its base). Files are rewritten only when their content changes, so a run of the
 same settings resumes and one of other settings starts afresh (:func:`apro.runs.prepare_work_dir`).
 """
@@ -42,9 +42,9 @@ BACKBONES = {"r50": "ResNet-50", "r101": "ResNet-101", "swint": "Swin-T", "swinl
 #: variant -> the experiment name's suffix (the box variant has no GP and no LP: _head)
 VARIANTS = {BASELINE_VARIANT: "box", APRO_VARIANT: "box_gp_lp"}
 #: the warm-up is at most this share of the schedule, and none when that is under MIN_WARMUP iterations (mmengine's
-#: LinearLR ends one step short of its end factor: over 1 iteration the LR would stay at the start factor)
+#: LinearLR over one iteration never reaches its end factor: the LR would stay at the start factor all along)
 MAX_WARMUP_SHARE = 0.1
-MIN_WARMUP = 10
+MIN_WARMUP = 2
 
 
 class _Expr(str):

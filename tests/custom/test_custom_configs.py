@@ -100,7 +100,8 @@ def test_any_class_list_and_the_box_variant(tmp_path):
 
 
 def test_a_single_class_and_a_short_schedule(tmp_path):
-    """One class: a tuple of one name, Mask2Former's class weights [1.0, 0.1]; 4 iterations: no warm-up (under 10)."""
+    """One class: a tuple of one name, Mask2Former's class weights [1.0, 0.1]; 4 iterations: no warm-up (a tenth of
+    the schedule is under 2 iterations)."""
     _annotations(tmp_path / "one", ("widget",), 8)
     _, _, cfgs = _generated(tmp_path, tmp_path / "one", framework="mask2former", epochs=2)
     apro = cfgs[custom.APRO_VARIANT]
@@ -111,6 +112,21 @@ def test_a_single_class_and_a_short_schedule(tmp_path):
     assert apro.param_scheduler.type == "MultiStepLR"
     _, _, solo = _generated(tmp_path, tmp_path / "one", epochs=1)
     assert [s.type for s in solo[custom.APRO_VARIANT].param_scheduler] == ["MultiStepLR"]
+
+
+def test_why_a_one_iteration_warm_up_is_left_out():
+    """mmengine's LinearLR over one iteration never reaches its end factor (the LR stays at 0.001 of itself);
+    over two it does."""
+    import torch
+    from mmengine.optim.scheduler import LinearLR
+
+    for end, expected in ((1, 0.001), (2, 1.0)):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        scheduler = LinearLR(opt, start_factor=0.001, by_epoch=False, begin=0, end=end)
+        for _ in range(5):
+            opt.step()
+            scheduler.step()
+        assert opt.param_groups[0]["lr"] == pytest.approx(expected)
 
 
 def test_files_are_rewritten_only_when_their_content_changes(tmp_path):
