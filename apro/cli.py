@@ -367,9 +367,9 @@ def _cmd_validate_data(args) -> int:
     with contextlib.nullcontext() if args.out is None else _recorded(args, args.out):
         summary = validate_instance_data(args.data_root, args.splits)
     for info in summary["splits"].values():
-        dropped = sum(w["count"] for w in info["warnings"].values() if w["effect"].startswith("dropped"))
         print(f"apro validate-data: {info['annotation_file']}: {info['images']} images, "
-              f"{info['annotations']} annotations ({dropped} dropped), {info['categories']} categories, "
+              f"{info['annotations']} annotations ({sum(info['dropped'].values())} dropped), "
+              f"{info['categories']} categories, "
               f"masks on {info['masks']}: OK")
     if args.out is not None:
         write_json_atomic(args.out, summary)

@@ -148,9 +148,9 @@ def _head(model, n: int, variant: str) -> dict:
     return {"mask_head": {"num_classes": n, **pairwise}}
 
 
-def config_text(spec: CustomSpec, variant: str, classes: tuple, images: int) -> str:
-    """The generated mmdet config of ``variant`` (a VARIANTS key) for a training set of ``classes`` and
-    ``images`` images with a usable box."""
+def config_texts(spec: CustomSpec, classes: tuple, images: int) -> dict:
+    """The generated mmdet config of each variant (VARIANTS) for a training set of ``classes`` and ``images``
+    images with a usable box; the recipe is read once."""
     from mmengine.config import Config
 
     recipe_file = spec.recipe_path()
@@ -160,32 +160,36 @@ def config_text(spec: CustomSpec, variant: str, classes: tuple, images: int) -> 
     per_epoch = math.ceil(images / (batch * processes))
     iters = per_epoch * spec.epochs
     base_batch = int((recipe.get("auto_scale_lr") or {}).get("base_batch_size") or batch * processes)
-    head = _head(recipe.model, len(classes), variant)
-    schedule = _schedule(recipe, iters)
+    heads = {variant: _head(recipe.model, len(classes), variant) for variant in VARIANTS}
+    schedule = _schedule(recipe, iters)  # (changes the recipe: after the heads)
     data_root = str(Path(spec.data).resolve()) + os.sep
-    lines = [
-        f"# {spec.experiment(variant)}: written by `apro custom-configs` (apro/custom.py); edits are overwritten.",
-        f"# Recipe: {recipe_file}; variant {variant}; {spec.epochs} epochs of {images} training images with a",
-        f"# usable box at {batch} per process x {processes} process(es).",
-        f"_base_ = [{str(recipe_file)!r}]",
-        f"data_root = {data_root!r}",
-        f"classes = {classes!r}  # the categories of annotations/instances_train.json, in its order",
-        "# the number of classes in every place the head holds it"
-        + ("; projection only: no GP, no LP" if variant == BASELINE_VARIANT else ""),
-        f"model = {pprint.pformat(head, sort_dicts=False, width=110)}",
-        "train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))",
-        "test_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))",
-        "test_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')",
-        f"num_gpus = {processes}",
-        f"iters_per_epoch = {per_epoch}",
-        f"max_iters = {iters}",
-        "train_cfg = dict(max_iters=max_iters)",
-        f"param_scheduler = {pprint.pformat(schedule, sort_dicts=False, width=110)}",
-        f"default_hooks = dict(checkpoint=dict(interval={min(per_epoch, iters)}))",
-        f"# the LR is the recipe's for a total batch of {base_batch}, scaled by mmengine to this one's",
-        f"auto_scale_lr = dict(enable=True, base_batch_size={base_batch})",
-    ]
-    return "\n".join(lines) + "\n"
+
+    def text(variant: str) -> str:
+        lines = [
+            f"# {spec.experiment(variant)}: written by `apro custom-configs` (apro/custom.py); edits are overwritten.",
+            f"# Recipe: {recipe_file}; variant {variant}; {spec.epochs} epochs of {images} training images with a",
+            f"# usable box at {batch} per process x {processes} process(es).",
+            f"_base_ = [{str(recipe_file)!r}]",
+            f"data_root = {data_root!r}",
+            f"classes = {classes!r}  # the categories of annotations/instances_train.json, in its order",
+            "# the number of classes in every place the head holds it"
+            + ("; projection only: no GP, no LP" if variant == BASELINE_VARIANT else ""),
+            f"model = {pprint.pformat(heads[variant], sort_dicts=False, width=110)}",
+            "train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))",
+            "test_dataloader = dict(dataset=dict(data_root=data_root, metainfo=dict(classes=classes)))",
+            "test_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')",
+            f"num_gpus = {processes}",
+            f"iters_per_epoch = {per_epoch}",
+            f"max_iters = {iters}",
+            "train_cfg = dict(max_iters=max_iters)",
+            f"param_scheduler = {pprint.pformat(schedule, sort_dicts=False, width=110)}",
+            f"default_hooks = dict(checkpoint=dict(interval={min(per_epoch, iters)}))",
+            f"# the LR is the recipe's for a total batch of {base_batch}, scaled by mmengine to this one's",
+            f"auto_scale_lr = dict(enable=True, base_batch_size={base_batch})",
+        ]
+        return "\n".join(lines) + "\n"
+
+    return {variant: text(variant) for variant in VARIANTS}
 
 
 def registry_text(spec: CustomSpec, configs: dict) -> str:
@@ -221,9 +225,9 @@ def write_suite(spec: CustomSpec, out: Optional[os.PathLike] = None) -> Path:
     registry's path."""
     folder = Path(out if out is not None else layout.custom_dir())
     configs = {variant: folder / "configs" / f"{spec.experiment(variant)}.py" for variant in VARIANTS}
-    classes, images = _train_set(spec.data)
+    texts = config_texts(spec, *_train_set(spec.data))
     for variant, path in configs.items():
-        _write_if_changed(path, config_text(spec, variant, classes, images))
+        _write_if_changed(path, texts[variant])
     registry = folder / "registry.yaml"
     _write_if_changed(registry, registry_text(spec, configs))
     return registry

@@ -38,6 +38,7 @@ DROPPED = {
                          "box's or the mask's)",
 }
 KEPT = {"box_crosses_border": "kept, cut at the image's border"}
+EFFECTS = {**DROPPED, **KEPT}
 #: EXIF orientations that swap width and height (the image loaders apply them)
 _TRANSPOSED = (5, 6, 7, 8)
 #: how many examples each error and warning lists
@@ -73,8 +74,9 @@ class SplitCheck:
                 "usable_annotations": self.usable,
                 "images_with_usable": len(self.images_with_usable), "categories": len(self.categories),
                 "masks": self.masks,
-                "warnings": {reason: {"count": len(found), "effect": {**DROPPED, **KEPT}[reason],
-                                      "examples": found[:SHOWN]} for reason, found in self.warnings.items()}}
+                "dropped": {reason: len(found) for reason, found in self.warnings.items() if reason in DROPPED},
+                "warnings": {reason: {"count": len(found), "effect": EFFECTS[reason], "examples": found[:SHOWN]}
+                             for reason, found in self.warnings.items()}}
 
 
 def image_size(path: Path) -> tuple:
@@ -215,6 +217,6 @@ def warning_lines(checks: Sequence[SplitCheck]) -> List[str]:
     lines = []
     for c in checks:
         for reason, found in c.warnings.items():
-            lines.append(f"{c.split}: {len(found)} annotation(s) {reason}: {({**DROPPED, **KEPT})[reason]}; "
+            lines.append(f"{c.split}: {len(found)} annotation(s) {reason}: {EFFECTS[reason]}; "
                          f"e.g. {found[0]}")
     return lines

@@ -237,8 +237,7 @@ def data_checks(registry: reg.Registry, suite: str, results_root: os.PathLike = 
     for ds in registry.datasets_of(suite):
         checked, _ = read_json(Path(results_root) / layout.validated_marker(ds.name))
         for split, info in ((checked or {}).get("splits") or {}).items():
-            found = info.get("warnings") or {}
-            dropped = {r: w["count"] for r, w in found.items() if str(w.get("effect", "")).startswith("dropped")}
+            found, dropped = info.get("warnings") or {}, info.get("dropped") or {}
             why = "; ".join(f"{n} {r}" for r, n in dropped.items())
             kept = [f"{w['count']} {r} ({w['effect']})" for r, w in found.items() if r not in dropped]
             lines.append(f"{ds.name} {split}: {info.get('images')} images, {info.get('annotations')} annotations, "
